@@ -91,7 +91,7 @@ cleanup() {
 	if [ -n "${DEMO_LOG:-}" ] && [ -f "$work/caddy.log" ]; then
 		cp "$work/caddy.log" "$DEMO_LOG" && echo "Caddy's log copied to $DEMO_LOG"
 	fi
-	if [ "$rc" -ne 0 ] && [ -s "$work/caddy.log" ]; then
+	if [ "$rc" -eq 1 ] && [ -s "$work/caddy.log" ]; then
 		echo "--- last lines of the Caddy log:"
 		tail -n 20 "$work/caddy.log"
 	fi
@@ -212,8 +212,7 @@ load() {
 say "starting Caddy with canonical/Caddyfile"
 setsid "$CADDY" run --config "$here/canonical/Caddyfile" --adapter caddyfile >"$work/caddy.log" 2>&1 &
 caddy_pid=$!
-wait_admin || die "Caddy did not start; its log:
-$(tail -n 30 "$work/caddy.log")"
+wait_admin || die "Caddy did not start (its log follows)"
 
 say "canonical/Caddyfile: TCP and UDP on 127.0.0.1:8000 from each namespace"
 wait_listeners && ask_all
