@@ -58,8 +58,16 @@ else
 	# Outside the repository, so the binary is never committed by accident.
 	CADDY=${XDG_CACHE_HOME:-$HOME/.cache}/caddy-netns/caddy
 	mkdir -p "$(dirname "$CADDY")"
-	timeout "$BUILD_TIMEOUT" "$repo/xcaddy/build.sh" "$CADDY" 2>&1 | sed 's/^/  /'
-	[ "${PIPESTATUS[0]}" -eq 0 ] || die "build failed"
+	buildlog=$(mktemp /tmp/caddy-netns-build.XXXXXX)
+	trap 'rm -f "$buildlog"' EXIT
+	echo "  (the first build downloads and compiles Caddy: several minutes; log in $buildlog)"
+	if ! timeout "$BUILD_TIMEOUT" "$repo/xcaddy/build.sh" "$CADDY" >"$buildlog" 2>&1; then
+		tail -n 40 "$buildlog" | sed 's/^/  /'
+		die "build failed"
+	fi
+	grep -E '^(build\.sh|caddy binary):' "$buildlog" | sed 's/^/  /'
+	rm -f "$buildlog"
+	trap - EXIT
 fi
 "$CADDY" version
 
