@@ -134,7 +134,7 @@ wait_for() {
 		return 1
 	done
 }
-wait_for default t 9000 9010 9020 && wait_for default u 9001 9011 9021 ||
+{ wait_for default t 9000 9010 9020 && wait_for default u 9001 9011 9021; } ||
 	die "backends did not start: $(cat "$work/backend.log")"
 sed 's/^/  /' "$work/backend.log"
 
@@ -200,7 +200,7 @@ export XDG_CONFIG_HOME=$work/config XDG_DATA_HOME=$work/data
 wait_listeners() {
 	local ns
 	for ns in default "$NS1" "$NS2"; do
-		wait_for "$ns" t 8000 && wait_for "$ns" u 8000 || { fail "no listener on :8000 in $ns"; return 1; }
+		{ wait_for "$ns" t 8000 && wait_for "$ns" u 8000; } || { fail "no listener on :8000 in $ns"; return 1; }
 	done
 }
 wait_admin() {
