@@ -1,0 +1,8 @@
+// Package caddynetns brings every module of this repository into a Caddy
+// build, so that one `xcaddy build --with github.com/caddy-netns/caddy-netns`
+// is enough.
+package caddynetns
+
+import (
+	_ "github.com/caddy-netns/caddy-netns/netnslistener"
+)
