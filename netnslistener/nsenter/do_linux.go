@@ -1,0 +1,120 @@
+//go:build linux
+
+package nsenter
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync/atomic"
+
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// setns switches the calling thread's network namespace. Tests replace it
+// to make a restore fail on purpose.
+var setns = netns.Set
+
+// discarded counts threads whose namespace could not be restored and that
+// were therefore left locked for the runtime to terminate.
+var discarded atomic.Uint64
+
+// ThreadsDiscarded reports how many OS threads were discarded because their
+// original namespace could not be restored after a switch.
+func ThreadsDiscarded() uint64 { return discarded.Load() }
+
+// OnThreadDiscarded, if set, is called (from the discarded thread, after it
+// left the namespace window) with the restore error. It must not block.
+var OnThreadDiscarded func(err error)
+
+// ErrPermission is wrapped by errors caused by missing privileges to enter a
+// namespace.
+var ErrPermission = errors.New("entering a network namespace needs CAP_SYS_ADMIN")
+
+// Do runs fn on an OS thread that has been switched into the namespace, then
+// switches the thread back. fn must be short and must not start goroutines
+// or block on anything that another goroutine would have to do: only the
+// calling goroutine is in the namespace. Create sockets in fn and do
+// everything else (bind, connect, I/O) after Do returns: a socket stays in
+// the namespace it was created in.
+//
+// The work happens on a goroutine of its own, locked to its thread, so the
+// caller's thread state is never touched. If the original namespace cannot
+// be restored, that thread stays locked and is discarded by the runtime when
+// the goroutine exits; no other goroutine ever runs on it.
+func (n *Namespace) Do(fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		// No deferred unlock: the thread may only go back to the
+		// scheduler once it is known to be in its own namespace again.
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("reading the thread's own namespace: %w", err)
+			return
+		}
+		defer orig.Close()
+		origID, err := check(int(orig), "/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		if origID == n.ID {
+			// Already there: no switch, no privilege needed.
+			err := fn()
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		if err := setns(n.h); err != nil {
+			// A failed setns changes nothing: the thread is still
+			// in its own namespace.
+			runtime.UnlockOSThread()
+			errc <- enterError(n, err)
+			return
+		}
+		ferr := fn()
+		if err := setns(orig); err != nil {
+			discarded.Add(1)
+			if f := OnThreadDiscarded; f != nil {
+				f(fmt.Errorf("netns %q: restoring the thread's namespace: %w (thread discarded)", n.Spec, err))
+			}
+			// Return with the thread still locked: the runtime
+			// terminates it instead of reusing it.
+			errc <- ferr
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
+	}()
+	return <-errc
+}
+
+func enterError(n *Namespace, err error) error {
+	if errors.Is(err, unix.EPERM) {
+		return fmt.Errorf("netns %q: entering %s: %w: %w", n.Spec, n.Path, err, ErrPermission)
+	}
+	return fmt.Errorf("netns %q: entering %s: %w", n.Spec, n.Path, err)
+}
+
+// Socket creates a socket inside the namespace. The socket is non-blocking
+// and close-on-exec. It is the only thing that needs the namespace: bind,
+// listen and connect can follow from any thread.
+func (n *Namespace) Socket(domain, typ, proto int) (int, error) {
+	fd := -1
+	err := n.Do(func() error {
+		var err error
+		fd, err = unix.Socket(domain, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, proto)
+		return err
+	})
+	if err != nil {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		return -1, err
+	}
+	return fd, nil
+}

@@ -1,0 +1,47 @@
+//go:build !linux
+
+package nsenter
+
+import (
+	"errors"
+	"net"
+	"os"
+)
+
+// ErrUnsupported is returned on platforms without network namespaces.
+var ErrUnsupported = errors.New("network namespaces are only supported on Linux")
+
+// ID identifies a network namespace.
+type ID struct{ Dev, Ino uint64 }
+
+// Namespace is an open handle on a network namespace.
+type Namespace struct {
+	Spec, Path string
+	ID         ID
+}
+
+// Open is not supported on this platform.
+func Open(spec string) (*Namespace, error) { return nil, ErrUnsupported }
+
+// Close does nothing on this platform.
+func (n *Namespace) Close() error { return nil }
+
+// ListenFile is not supported on this platform.
+func ListenFile(n *Namespace, network, address string) (*os.File, error) {
+	return nil, ErrUnsupported
+}
+
+// ListenPacketFile is not supported on this platform.
+func ListenPacketFile(n *Namespace, network, address string) (*os.File, error) {
+	return nil, ErrUnsupported
+}
+
+// Listen is not supported on this platform.
+func Listen(n *Namespace, network, address string) (net.Listener, error) {
+	return nil, ErrUnsupported
+}
+
+// ListenPacket is not supported on this platform.
+func ListenPacket(n *Namespace, network, address string) (net.PacketConn, error) {
+	return nil, ErrUnsupported
+}
