@@ -1,0 +1,113 @@
+package netnslistener
+
+import (
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddy-netns/caddy-netns/netnslistener/nsenter"
+)
+
+// The pool keeps one socket per (namespace, network, address) and hands out
+// independent handles on it. Caddy starts a new config before it stops the
+// old one, so during a reload both configs hold a handle on the same socket:
+// nothing is re-bound, no connection waiting in the accept queue is lost,
+// and closing the old config's handle wakes only its own Accept. The socket
+// closes when its last handle does.
+//
+// Sockets are keyed by the namespace's identity, not its name: a namespace
+// deleted and re-created under the same name gets a fresh socket.
+
+type poolKey struct {
+	ns      nsenter.ID
+	network string
+	address string
+}
+
+type pooled struct {
+	key   poolKey
+	spec  string // the namespace as first named
+	file  *os.File
+	refs  int
+	since time.Time
+}
+
+var pool = struct {
+	sync.Mutex
+	m map[poolKey]*pooled
+}{m: map[poolKey]*pooled{}}
+
+// acquire returns the shared socket for network/address inside the
+// namespace spec, creating it with open if needed, and takes a reference.
+func acquire(spec, network, address string, open func(*nsenter.Namespace) (*os.File, error)) (*pooled, error) {
+	ns, err := nsenter.Open(spec)
+	if err != nil {
+		return nil, err
+	}
+	// The socket pins the namespace by itself; the handle is only needed
+	// to create it.
+	defer ns.Close()
+
+	key := poolKey{ns: ns.ID, network: network, address: address}
+	pool.Lock()
+	defer pool.Unlock()
+	if p := pool.m[key]; p != nil {
+		p.refs++
+		return p, nil
+	}
+	f, err := open(ns)
+	if err != nil {
+		return nil, fmt.Errorf("netns %q: listen %s %s: %w", spec, network, address, err)
+	}
+	p := &pooled{key: key, spec: spec, file: f, refs: 1, since: time.Now()}
+	pool.m[key] = p
+	logger().Debug("socket opened",
+		zap.String("netns", spec), zap.Stringer("netns_id", ns.ID),
+		zap.String("network", network), zap.String("address", address))
+	return p, nil
+}
+
+// release drops a reference and closes the socket with the last one.
+func (p *pooled) release() {
+	pool.Lock()
+	defer pool.Unlock()
+	p.refs--
+	if p.refs > 0 {
+		return
+	}
+	delete(pool.m, p.key)
+	if err := p.file.Close(); err != nil {
+		logger().Error("closing socket", zap.String("netns", p.spec),
+			zap.String("network", p.key.network), zap.String("address", p.key.address), zap.Error(err))
+		return
+	}
+	logger().Debug("socket closed", zap.String("netns", p.spec),
+		zap.String("network", p.key.network), zap.String("address", p.key.address))
+}
+
+// Socket describes one shared socket in the pool.
+type Socket struct {
+	Namespace   string
+	NamespaceID nsenter.ID
+	Network     string
+	Address     string
+	Handles     int
+	Since       time.Time
+}
+
+// Sockets lists the sockets currently open in namespaces.
+func Sockets() []Socket {
+	pool.Lock()
+	defer pool.Unlock()
+	out := make([]Socket, 0, len(pool.m))
+	for _, p := range pool.m {
+		out = append(out, Socket{
+			Namespace: p.spec, NamespaceID: p.key.ns, Network: p.key.network,
+			Address: p.key.address, Handles: p.refs, Since: p.since,
+		})
+	}
+	return out
+}
