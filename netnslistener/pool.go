@@ -60,7 +60,7 @@ func acquire(spec, network, address string, open func(*nsenter.Namespace) (*os.F
 	}
 	f, err := open(ns)
 	if err != nil {
-		return nil, fmt.Errorf("netns %q: listen %s %s: %w", spec, network, address, err)
+		return nil, fmt.Errorf("listen %s %s: %w", network, address, err)
 	}
 	p := &pooled{key: key, spec: spec, file: f, refs: 1, since: time.Now()}
 	pool.m[key] = p

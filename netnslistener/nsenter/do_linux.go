@@ -95,9 +95,9 @@ func (n *Namespace) Do(fn func() error) error {
 
 func enterError(n *Namespace, err error) error {
 	if errors.Is(err, unix.EPERM) {
-		return fmt.Errorf("netns %q: entering %s: %w: %w", n.Spec, n.Path, err, ErrPermission)
+		return fmt.Errorf("entering %s: %w: %w", n.Path, err, ErrPermission)
 	}
-	return fmt.Errorf("netns %q: entering %s: %w", n.Spec, n.Path, err)
+	return fmt.Errorf("entering %s: %w", n.Path, err)
 }
 
 // Socket creates a socket inside the namespace. The socket is non-blocking

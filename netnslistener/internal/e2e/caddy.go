@@ -1,0 +1,173 @@
+// Package e2e runs a real Caddy, built into the test binary with this
+// repository's modules, and drives it through its admin API.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// Admin talks to a Caddy admin endpoint.
+type Admin struct {
+	// URL is the admin endpoint, e.g. http://localhost:2999.
+	URL string
+}
+
+var (
+	startOnce sync.Once
+	inProcess *Admin
+	startErr  error
+)
+
+// Start starts Caddy in this process (once per test binary) with its admin
+// API on a free localhost port, and returns a client for it. Each test
+// should load the config it needs; Unload leaves Caddy with an empty one.
+func Start(t testing.TB) *Admin {
+	t.Helper()
+	startOnce.Do(func() {
+		port, err := freePort()
+		if err != nil {
+			startErr = err
+			return
+		}
+		admin := fmt.Sprintf("localhost:%d", port)
+		startErr = caddy.Load([]byte(fmt.Sprintf(`{"admin":{"listen":%q}}`, admin)), true)
+		inProcess = &Admin{URL: "http://" + admin}
+	})
+	if startErr != nil {
+		t.Fatalf("starting Caddy: %v", startErr)
+	}
+	t.Cleanup(func() { _ = inProcess.Load(`{"admin":{"listen":"` + strings.TrimPrefix(inProcess.URL, "http://") + `"}}`, "json") })
+	return inProcess
+}
+
+// Load posts a config to /load. Caddyfile configs use contentType
+// "caddyfile". The load is forced even when the config is unchanged, so
+// namespaces re-created under the same name are picked up.
+func (a *Admin) Load(config, contentType string) error {
+	ct := "application/json"
+	if contentType != "json" {
+		ct = "text/" + contentType
+	}
+	req, err := http.NewRequest(http.MethodPost, a.URL+"/load", strings.NewReader(config))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", ct)
+	req.Header.Set("Cache-Control", "must-revalidate")
+	resp, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		var e struct{ Error string }
+		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+			return fmt.Errorf("load: %s: %s", resp.Status, e.Error)
+		}
+		return fmt.Errorf("load: %s: %s", resp.Status, bytes.TrimSpace(body))
+	}
+	return nil
+}
+
+// MustLoad loads a config or fails the test.
+func (a *Admin) MustLoad(t testing.TB, config, contentType string) {
+	t.Helper()
+	if err := a.Load(config, contentType); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Config returns the running config as JSON.
+func (a *Admin) Config(t testing.TB) string {
+	t.Helper()
+	resp, err := http.Get(a.URL + "/config/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// WithAdmin returns an admin-listen JSON fragment for this Caddy, to embed
+// in configs so a load does not move the admin endpoint.
+func (a *Admin) WithAdmin() string {
+	return fmt.Sprintf(`"admin":{"listen":%q}`, strings.TrimPrefix(a.URL, "http://"))
+}
+
+// Process is Caddy running as a child process: the test binary itself,
+// re-executed with RunCaddyEnv set so that its TestMain runs Caddy.
+type Process struct {
+	Admin
+	cmd *exec.Cmd
+	out *bytes.Buffer
+}
+
+// RunCaddyEnv makes a test binary whose TestMain calls MaybeRunCaddy act as
+// the caddy command.
+const RunCaddyEnv = "E2E_RUN_CADDY"
+
+// StartProcess runs Caddy in a child process, prefixing the command with
+// wrapper (for example setpriv to drop capabilities) if given.
+func StartProcess(t testing.TB, wrapper ...string) *Process {
+	t.Helper()
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := fmt.Sprintf("localhost:%d", port)
+	cfg := t.TempDir() + "/caddy.json"
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`{"admin":{"listen":%q}}`, admin)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := append(wrapper, os.Args[0], "run", "--config", cfg)
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = append(os.Environ(), RunCaddyEnv+"=1", "HOME="+t.TempDir())
+	p := &Process{Admin: Admin{URL: "http://" + admin}, cmd: cmd, out: new(bytes.Buffer)}
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("caddy output:\n%s", p.out)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for ctx.Err() == nil {
+		if resp, err := http.Get(p.URL + "/config/"); err == nil {
+			resp.Body.Close()
+			return p
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("caddy did not start:\n%s", p.out)
+	return nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "localhost:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
