@@ -9,7 +9,9 @@ import (
 // Handles returned to Caddy apps embed the concrete *net.TCPListener or
 // *net.UDPConn, so interface assertions (deadlines, SyscallConn, UDP
 // messages) keep working; only Close is changed, to return the handle's
-// reference to the pool.
+// reference to the pool. Close is idempotent: a handle is also closed when
+// the config that opened it ends, and the app's own Close after that must
+// not report an error.
 
 type tcpListener struct {
 	*net.TCPListener
@@ -18,7 +20,7 @@ type tcpListener struct {
 }
 
 func (l *tcpListener) Close() error {
-	err := net.ErrClosed
+	var err error
 	l.closeOnce.Do(func() {
 		err = l.TCPListener.Close()
 		l.release()
@@ -33,7 +35,7 @@ type udpConn struct {
 }
 
 func (c *udpConn) Close() error {
-	err := net.ErrClosed
+	var err error
 	c.closeOnce.Do(func() {
 		err = c.UDPConn.Close()
 		c.release()
