@@ -50,7 +50,9 @@ func Start(t testing.TB) *Admin {
 	if startErr != nil {
 		t.Fatalf("starting Caddy: %v", startErr)
 	}
-	t.Cleanup(func() { _ = inProcess.Load(`{"admin":{"listen":"` + strings.TrimPrefix(inProcess.URL, "http://") + `"}}`, "json") })
+	t.Cleanup(func() {
+		_ = inProcess.Load(`{"admin":{"listen":"`+strings.TrimPrefix(inProcess.URL, "http://")+`"}}`, "json")
+	})
 	return inProcess
 }
 
