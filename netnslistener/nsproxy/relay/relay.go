@@ -1,0 +1,88 @@
+// Package relay copies between two connections in both directions, the way
+// a layer 4 proxy needs, and knows nothing of Caddy.
+//
+// When both connections are *net.TCPConn, io.Copy hands the work to
+// (*net.TCPConn).ReadFrom, which moves the bytes with splice(2) in the
+// kernel: no user-space buffer, no copy. Wrapping either connection (even
+// in a struct that embeds it) loses that path, so callers should unwrap
+// down to the *net.TCPConn before calling Pipe.
+package relay
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+)
+
+// Result tells what a Pipe moved.
+type Result struct {
+	// Up is the number of bytes copied from down to up (client to
+	// upstream), Down the number copied from up to down.
+	Up, Down int64
+	// Err is the first error of either direction that was not caused by
+	// Pipe itself closing a connection, nil when both ended with EOF.
+	Err error
+}
+
+// Pipe copies down→up and up→down until both directions have ended, and
+// returns when they have. Each direction that reads EOF shuts down the
+// writing side of its destination (CloseWrite) so a half-close is passed
+// on; a destination that cannot half-close (UDP) is closed. A direction
+// that fails closes both connections, so the other one ends too. Pipe
+// does not close the connections otherwise; the caller does.
+func Pipe(down, up net.Conn) Result {
+	var (
+		r       Result
+		closing atomic.Bool
+		once    sync.Once
+		errMu   sync.Mutex
+	)
+	fail := func(err error) {
+		if closing.Load() && errors.Is(err, net.ErrClosed) {
+			return // we closed it
+		}
+		errMu.Lock()
+		if r.Err == nil {
+			r.Err = err
+		}
+		errMu.Unlock()
+		once.Do(func() {
+			closing.Store(true)
+			_ = down.Close()
+			_ = up.Close()
+		})
+	}
+	done := func(dst net.Conn) {
+		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+			if err := cw.CloseWrite(); err == nil {
+				return
+			}
+		}
+		closing.Store(true)
+		_ = dst.Close()
+	}
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		n, err := io.Copy(down, up)
+		r.Down = n
+		if err != nil {
+			fail(err)
+			return
+		}
+		done(down)
+	}()
+	n, err := io.Copy(up, down)
+	r.Up = n
+	if err != nil {
+		fail(err)
+	} else {
+		done(up)
+	}
+	wg.Wait()
+	return r
+}
