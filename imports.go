@@ -5,4 +5,5 @@ package caddynetns
 
 import (
 	_ "github.com/caddy-netns/caddy-netns/netnslistener"
+	_ "github.com/caddy-netns/caddy-netns/netnslistener/nsmatch"
 )
