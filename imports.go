@@ -6,4 +6,5 @@ package caddynetns
 import (
 	_ "github.com/caddy-netns/caddy-netns/netnslistener"
 	_ "github.com/caddy-netns/caddy-netns/netnslistener/nsmatch"
+	_ "github.com/caddy-netns/caddy-netns/netnslistener/nsproxy"
 )

@@ -1,0 +1,87 @@
+package nsproxy
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/mholt/caddy-l4/layer4"
+	"github.com/mholt/caddy-l4/modules/l4proxy"
+)
+
+// LoadBalancing chooses among the upstreams.
+type LoadBalancing struct {
+	// SelectionPolicyRaw is how to choose an available upstream: one of
+	// caddy-l4's policies (layer4.proxy.selection_policies: random,
+	// random_choose, least_conn, round_robin, weighted_round_robin, first,
+	// ip_hash). Default: random.
+	SelectionPolicyRaw json.RawMessage `json:"selection,omitempty" caddy:"namespace=layer4.proxy.selection_policies inline_key=policy"`
+
+	// TryDuration is how long to keep trying when every upstream is down
+	// or fails to connect. Within one attempt each available upstream is
+	// tried once, in the policy's order, before waiting. Default: 0 (one
+	// attempt).
+	TryDuration caddy.Duration `json:"try_duration,omitempty"`
+
+	// TryInterval is how long to wait between attempts. Default: 250ms.
+	TryInterval caddy.Duration `json:"try_interval,omitempty"`
+
+	policy l4proxy.Selector
+}
+
+// pick chooses an available upstream that is not in skip, or nil.
+//
+// caddy-l4's policies see only the available candidates, through stand-in
+// l4proxy.Upstream values (their health and connection counts are
+// unexported): round_robin, weighted_round_robin, first, ip_hash and random
+// work unchanged; least_conn and random_choose need connection counts and
+// are done here with ours.
+func (h *Handler) pick(cx *layer4.Connection, skip map[*Upstream]bool) *Upstream {
+	cands := make([]*Upstream, 0, len(h.Upstreams))
+	for _, u := range h.Upstreams {
+		if !skip[u] && u.available() {
+			cands = append(cands, u)
+		}
+	}
+	if len(cands) == 0 {
+		return nil
+	}
+	switch p := h.LoadBalancing.policy.(type) {
+	case *l4proxy.LeastConnSelection:
+		return leastConn(cands)
+	case *l4proxy.RandomChoiceSelection:
+		rand.Shuffle(len(cands), func(i, j int) { cands[i], cands[j] = cands[j], cands[i] })
+		return leastConn(cands[:min(max(p.Choose, 2), len(cands))])
+	}
+	pool := make(l4proxy.UpstreamPool, len(cands))
+	for i, u := range cands {
+		pool[i] = u.shadow
+	}
+	chosen := h.LoadBalancing.policy.Select(pool, cx)
+	for _, u := range cands {
+		if u.shadow == chosen {
+			return u
+		}
+	}
+	return nil
+}
+
+// leastConn returns the upstream with the fewest connections, a random one
+// among ties.
+func leastConn(us []*Upstream) *Upstream {
+	var best *Upstream
+	least, ties := int32(-1), 0
+	for _, u := range us {
+		n := u.state.conns.Load()
+		switch {
+		case least < 0 || n < least:
+			best, least, ties = u, n, 1
+		case n == least:
+			ties++
+			if rand.IntN(ties) == 0 {
+				best = u
+			}
+		}
+	}
+	return best
+}
