@@ -1,6 +1,7 @@
 // Package nsmatch tells which network namespace a layer4 connection arrived
 // in: a matcher (layer4.matchers.netns) and the placeholders
-// {l4.netns.name}, {l4.netns.inode} and {l4.netns.id}.
+// {l4.netns.name}, {l4.netns.inode}, {l4.netns.id} and
+// {l4.netns.network}.
 //
 // The namespace is asked of the kernel (nsenter.SocketID, SIOCGSKNS) on the
 // socket under the connection, so nothing is wrapped and TCP splicing is
@@ -38,6 +39,9 @@ const (
 	PlaceholderInode = "l4.netns.inode"
 	// PlaceholderID is device:inode, the namespace's full identity.
 	PlaceholderID = "l4.netns.id"
+	// PlaceholderNetwork is the connection's network, tcp or udp, so one
+	// upstream address can serve a server that listens on both.
+	PlaceholderNetwork = "l4.netns.network"
 )
 
 // Arrival is the network namespace a connection arrived in.
@@ -89,6 +93,7 @@ func Of(cx *layer4.Connection) (Arrival, error) {
 	repl.Set(PlaceholderName, a.Name)
 	repl.Set(PlaceholderInode, strconv.FormatUint(a.ID.Ino, 10))
 	repl.Set(PlaceholderID, a.ID.String())
+	repl.Set(PlaceholderNetwork, cx.LocalAddr().Network())
 	return a, nil
 }
 
