@@ -205,3 +205,27 @@ func TestThreadsStayFlatWith1000Connections(t *testing.T) {
 		t.Errorf("threads grew from %d to %d", before, during)
 	}
 }
+
+// A matcher that reads the first bytes (regexp) runs before netns_proxy:
+// those bytes reach the upstream first, then the rest is spliced.
+func TestMatchedBytesReachTheUpstream(t *testing.T) {
+	nstest.Require(t)
+	admin := e2e.Start(t)
+	nss := nstest.Add(t, 2)
+	startBackend(t, nss[1], "127.0.0.1:9000", "ns2")
+	admin.MustLoad(t, fmt.Sprintf(`{%s,"apps":{"layer4":{"servers":{"s":{
+		"listen":["netns/%s/tcp/127.0.0.1:8000"],
+		"routes":[{"match":[{"regexp":{"pattern":"^hello","count":5}}],
+			"handle":[{"handler":"netns_proxy","upstreams":[{"dial":"netns/%s/tcp/127.0.0.1:9000"}]}]}]
+	}}}}}`, admin.WithAdmin(), nss[0], nss[1]), "json")
+	c, err := dialIn(nss[0], "tcp", "127.0.0.1:8000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, line := range []string{"hello world", "second line"} {
+		if got, err := askOn(c, line); got != "ns2: "+line {
+			t.Fatalf("%q: got %q, %v", line, got, err)
+		}
+	}
+}
