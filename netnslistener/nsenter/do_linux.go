@@ -24,14 +24,6 @@ var discarded atomic.Uint64
 // original namespace could not be restored after a switch.
 func ThreadsDiscarded() uint64 { return discarded.Load() }
 
-// OnThreadDiscarded, if set, is called (from the discarded thread, after it
-// left the namespace window) with the restore error. It must not block.
-var OnThreadDiscarded func(err error)
-
-// ErrPermission is wrapped by errors caused by missing privileges to enter a
-// namespace.
-var ErrPermission = errors.New("entering a network namespace needs CAP_SYS_ADMIN")
-
 // Do runs fn on an OS thread that has been switched into the namespace, then
 // switches the thread back. fn must be short and must not start goroutines
 // or block on anything that another goroutine would have to do: only the

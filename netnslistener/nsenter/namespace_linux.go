@@ -6,26 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"path/filepath"
-	"strings"
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
-
-// RunDir is where `ip netns add` bind-mounts named namespaces. A namespace
-// given by a bare name is looked up here.
-var RunDir = "/var/run/netns"
-
-// ID identifies a network namespace by the device and inode of its nsfs
-// file. Two paths that name the same namespace have the same ID; a namespace
-// deleted and re-created under the same name gets a new one.
-type ID struct {
-	Dev uint64
-	Ino uint64
-}
-
-func (id ID) String() string { return fmt.Sprintf("%d:%d", id.Dev, id.Ino) }
 
 // Namespace is an open handle on a network namespace. It keeps the namespace
 // alive until Close; callers should close it as soon as their sockets exist,
@@ -39,20 +23,6 @@ type Namespace struct {
 	ID ID
 
 	h netns.NsHandle
-}
-
-// Path returns the file that spec names: an absolute path as is, a bare name
-// under RunDir.
-func Path(spec string) (string, error) {
-	switch {
-	case spec == "":
-		return "", errors.New("empty namespace name")
-	case filepath.IsAbs(spec):
-		return filepath.Clean(spec), nil
-	case strings.ContainsRune(spec, '/') || spec == "." || spec == "..":
-		return "", fmt.Errorf("namespace %q: want a name under %s or an absolute path", spec, RunDir)
-	}
-	return filepath.Join(RunDir, spec), nil
 }
 
 // Open opens the network namespace that spec names and checks that it
@@ -77,9 +47,6 @@ func Open(spec string) (*Namespace, error) {
 	}
 	return &Namespace{Spec: spec, Path: path, ID: id, h: h}, nil
 }
-
-// ErrNotNetns is wrapped by errors for files that are not network namespaces.
-var ErrNotNetns = errors.New("not a network namespace")
 
 // check verifies that fd is a network namespace and returns its ID.
 func check(fd int, path string) (ID, error) {

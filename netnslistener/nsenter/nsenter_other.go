@@ -3,6 +3,7 @@
 package nsenter
 
 import (
+	"context"
 	"errors"
 	"net"
 	"os"
@@ -10,9 +11,6 @@ import (
 
 // ErrUnsupported is returned on platforms without network namespaces.
 var ErrUnsupported = errors.New("network namespaces are only supported on Linux")
-
-// ID identifies a network namespace.
-type ID struct{ Dev, Ino uint64 }
 
 // Namespace is an open handle on a network namespace.
 type Namespace struct {
@@ -45,3 +43,11 @@ func Listen(n *Namespace, network, address string) (net.Listener, error) {
 func ListenPacket(n *Namespace, network, address string) (net.PacketConn, error) {
 	return nil, ErrUnsupported
 }
+
+// Dial is not supported on this platform.
+func Dial(ctx context.Context, n *Namespace, network, address string) (net.Conn, error) {
+	return nil, ErrUnsupported
+}
+
+// NewSocket is not supported on this platform.
+func NewSocket(n *Namespace, domain, typ, proto int) (int, error) { return -1, ErrUnsupported }
