@@ -1,0 +1,251 @@
+//go:build linux && !386
+
+package sctpnet
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"unsafe"
+
+	"github.com/ishidawataru/sctp"
+	"golang.org/x/sys/unix"
+)
+
+// maxNotification bounds a notification read in pieces.
+const maxNotification = 64 << 10
+
+func newConn(fd int, raddr *sctp.SCTPAddr, cfg Config) (*Conn, error) {
+	f := os.NewFile(uintptr(fd), "sctp")
+	if f == nil {
+		unix.Close(fd)
+		return nil, errors.New("sctp: invalid file descriptor")
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &Conn{f: f, rc: rc, raddr: raddr, max: cfg.MaxMessageSize, oob: make([]byte, oobSize)}, nil
+}
+
+// LocalAddr returns the association's local addresses.
+func (c *Conn) LocalAddr() net.Addr {
+	c.laddrOnce.Do(func() {
+		c.rc.Control(func(fd uintptr) {
+			if a := localAddrs(int(fd)); a != nil {
+				c.laddr = a
+			}
+		})
+	})
+	return c.laddr
+}
+
+func (c *Conn) opErr(op string, err error) error {
+	if c.closed.Load() {
+		err = net.ErrClosed
+	}
+	return &net.OpError{Op: op, Net: "sctp", Addr: c.RemoteAddr(), Err: err}
+}
+
+// recvmsg does one recvmsg(2), waiting in the netpoller while there is
+// nothing to read.
+func (c *Conn) recvmsg(b []byte) (n, oobn, flags int, err error) {
+	rerr := c.rc.Read(func(fd uintptr) bool {
+		for {
+			n, oobn, flags, _, err = unix.Recvmsg(int(fd), b, c.oob, 0)
+			if err != unix.EINTR {
+				return err != unix.EAGAIN
+			}
+		}
+	})
+	if rerr != nil {
+		return 0, 0, 0, rerr
+	}
+	return n, oobn, flags, err
+}
+
+// ReadMsg reads what one recvmsg returns of the next message into b: all
+// of it, or a piece if the message is larger than b or than the kernel
+// hands over at once. flags has MsgEOR on the read that ends the message.
+// Notifications are handled here and never returned: after a graceful
+// shutdown ReadMsg returns io.EOF, after an abort an error matching
+// ErrAborted, and then the same error on every later call.
+func (c *Conn) ReadMsg(b []byte) (n int, info Info, flags int, err error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	return c.readMsg(b)
+}
+
+func (c *Conn) readMsg(b []byte) (int, Info, int, error) {
+	if c.rerr != nil {
+		return 0, Info{}, 0, c.rerr
+	}
+	if len(b) == 0 {
+		return 0, Info{}, 0, c.opErr("read", errors.New("empty buffer"))
+	}
+	for {
+		buf := b
+		if len(c.notif) > 0 { // the rest of a notification
+			if c.scratch == nil {
+				c.scratch = make([]byte, 4096)
+			}
+			buf = c.scratch
+		}
+		n, oobn, flags, err := c.recvmsg(buf)
+		if err != nil {
+			if errors.Is(err, unix.ECONNRESET) {
+				c.rerr = c.opErr("read", fmt.Errorf("%w: %w", ErrAborted, err))
+				return 0, Info{}, 0, c.rerr
+			}
+			return 0, Info{}, 0, c.opErr("read", err)
+		}
+		if flags&sctp.MSG_NOTIFICATION != 0 {
+			c.notif = append(c.notif, buf[:n]...)
+			if flags&unix.MSG_EOR == 0 && !notificationComplete(c.notif) {
+				if len(c.notif) > maxNotification {
+					return 0, Info{}, 0, c.opErr("read", fmt.Errorf("notification longer than %d bytes", maxNotification))
+				}
+				continue
+			}
+			note, perr := parseNotification(c.notif)
+			c.notif = c.notif[:0]
+			if perr != nil {
+				return 0, Info{}, 0, c.opErr("read", perr)
+			}
+			if err := note.err(); err != nil {
+				if err != io.EOF {
+					err = c.opErr("read", err)
+				}
+				c.rerr = err
+				return 0, Info{}, 0, err
+			}
+			continue
+		}
+		if n == 0 { // the peer's SHUTDOWN completed
+			c.rerr = io.EOF
+			return 0, Info{}, 0, io.EOF
+		}
+		info, _ := parseRcvInfo(c.oob[:oobn])
+		return n, info, flags, nil
+	}
+}
+
+// ReadMessage reads one whole message, reassembling its pieces, into buf
+// (growing it as needed; pass the result back in to reuse it). Info is the
+// first piece's. A message larger than Config.MaxMessageSize is read to its
+// end and dropped, and ErrMessageTooLarge returned; the association goes on.
+func (c *Conn) ReadMessage(buf []byte) ([]byte, Info, error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	const chunk = 64 << 10
+	msg := buf[:0]
+	var info Info
+	for first := true; ; first = false {
+		if cap(msg)-len(msg) < chunk {
+			msg = slices.Grow(msg, chunk)
+		}
+		n, inf, flags, err := c.readMsg(msg[len(msg):cap(msg)])
+		if err != nil {
+			return msg[:0], info, err
+		}
+		if first {
+			info = inf
+		}
+		msg = msg[:len(msg)+n]
+		if flags&unix.MSG_EOR != 0 {
+			return msg, info, nil
+		}
+		if len(msg) > c.max {
+			size := len(msg)
+			for flags&unix.MSG_EOR == 0 {
+				n, _, flags, err = c.readMsg(msg[:cap(msg)])
+				if err != nil {
+					return msg[:0], info, err
+				}
+				size += n
+			}
+			return msg[:0], info, c.opErr("read", fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooLarge, size, c.max))
+		}
+	}
+}
+
+// WriteMsg sends p as one message with the stream, PPID (raw), flags and
+// context of info, waiting in the netpoller while the send buffer is full.
+// SCTP has no empty messages: an empty p is an error.
+func (c *Conn) WriteMsg(p []byte, info Info) (int, error) {
+	if len(p) == 0 {
+		return 0, c.opErr("write", errors.New("empty message"))
+	}
+	oob := encodeSndInfo(info)
+	var n int
+	var err error
+	werr := c.rc.Write(func(fd uintptr) bool {
+		for {
+			n, err = unix.SendmsgN(int(fd), p, oob, nil, 0)
+			if err != unix.EINTR {
+				return err != unix.EAGAIN
+			}
+		}
+	})
+	if werr != nil {
+		return 0, c.opErr("write", werr)
+	}
+	if err != nil {
+		if errors.Is(err, unix.ECONNRESET) {
+			err = fmt.Errorf("%w: %w", ErrAborted, err)
+		}
+		return 0, c.opErr("write", os.NewSyscallError("sendmsg", err))
+	}
+	return n, nil
+}
+
+// Shutdown starts a graceful end of the association (SHUTDOWN): queued
+// data is still delivered, then both sides' reads return io.EOF. SCTP has
+// no half-close: the peer cannot send after it has seen the SHUTDOWN.
+func (c *Conn) Shutdown() error {
+	var err error
+	if cerr := c.rc.Control(func(fd uintptr) { err = unix.Shutdown(int(fd), unix.SHUT_WR) }); cerr != nil {
+		return c.opErr("shutdown", cerr)
+	}
+	if err != nil {
+		return c.opErr("shutdown", os.NewSyscallError("shutdown", err))
+	}
+	return nil
+}
+
+// Abort ends the association at once with an ABORT (SO_LINGER 0 and
+// close): queued data is dropped and the peer's reads fail with an error
+// matching ErrAborted. The Conn is closed afterwards.
+func (c *Conn) Abort() error {
+	var err error
+	if cerr := c.rc.Control(func(fd uintptr) {
+		err = unix.SetsockoptLinger(int(fd), unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+	}); cerr != nil {
+		return c.opErr("abort", cerr)
+	}
+	if err != nil {
+		c.Close()
+		return c.opErr("abort", os.NewSyscallError("setsockopt SO_LINGER", err))
+	}
+	return c.Close()
+}
+
+// Streams returns the association's negotiated inbound and outbound
+// stream counts (SCTP_STATUS).
+func (c *Conn) Streams() (in, out uint16, err error) {
+	var st sctp.Status
+	var gerr error
+	if cerr := c.rc.Control(func(fd uintptr) {
+		gerr = getsockoptBytes(int(fd), sctp.SOL_SCTP, sctp.SCTP_STATUS, unsafe.Pointer(&st), unsafe.Sizeof(st))
+	}); cerr != nil {
+		return 0, 0, c.opErr("status", cerr)
+	}
+	if gerr != nil {
+		return 0, 0, c.opErr("status", os.NewSyscallError("getsockopt SCTP_STATUS", gerr))
+	}
+	return st.Instreams, st.Ostreams, nil
+}

@@ -1,0 +1,43 @@
+// Package sctpnet provides one-to-one style (SOCK_STREAM) SCTP listeners
+// and connections, IPv4 and IPv6, whose sockets are non-blocking and wait
+// only in Go's netpoller: an idle Accept or Read parks a goroutine, not an
+// OS thread, unlike github.com/ishidawataru/sctp, whose types and constants
+// it reuses but whose blocking I/O it does not. It knows nothing of Caddy.
+//
+// Socket creation is pluggable (SocketFunc), so that a caller can create
+// the socket inside another network namespace; everything after that
+// (bind, listen, connect, I/O) works on the file descriptor wherever the
+// calling goroutine runs.
+//
+// # Messages
+//
+// SCTP preserves message boundaries. Conn.ReadMsg returns what one
+// recvmsg(2) returns: a message larger than the buffer (or than what the
+// kernel hands over at once, 64 KiB in practice) comes in several reads,
+// and only the last has MsgEOR in its flags. Conn.ReadMessage reassembles
+// a whole message. Linux has no explicit-EOR send mode (SCTP_EXPLICIT_EOR
+// is FreeBSD's): every sendmsg(2) is one complete message. So a proxy must
+// reassemble before it forwards, and ReadMessage is what it should use;
+// WriteMsg sends one whole message.
+//
+// # PPID
+//
+// The payload protocol identifier is carried as the kernel gives it:
+// the four wire bytes in memory order (Info.PPID). Copy it unchanged from a
+// ReadMsg to a WriteMsg and the peer sees the same bytes; never byte-swap
+// it when proxying. RawPPID and Info.PPIDNumber convert from and to the
+// number that IANA registers (an application meaning PPID 46 sends
+// RawPPID(46)).
+//
+// # Ending an association
+//
+// Conn.Shutdown starts the graceful SHUTDOWN sequence; both sides' reads
+// then return io.EOF once it completes. Conn.Abort sends an ABORT; the
+// peer's reads return an error matching ErrAborted. Conn.Close is graceful
+// when all received data has been read, and an ABORT otherwise (that is
+// the kernel's rule). SCTP has no half-close.
+//
+// The kernel's socket buffer sizes are left alone: setting SO_RCVBUF caps
+// SCTP's receive buffer at twice net.core.rmem_max, which by default
+// shrinks it and costs one-second retransmissions under load.
+package sctpnet
