@@ -13,6 +13,7 @@ import (
 // relative to this directory.
 var guestPackages = []string{
 	"./internal/sctptest",
+	"./sctpnet",
 }
 
 // TestSCTPGuest runs the SCTP test packages inside the qemu guest when the

@@ -12,6 +12,11 @@
 // is passed through, lo is up, /var/run/netns is a writable tmpfs directory
 // for bind-mounted namespaces, and net.core.rmem_max/wmem_max are 16 MiB.
 //
+// To run only some tests in the guest while working on them, set
+// SCTPVM_RUN to a -test.run pattern:
+//
+//	SCTPVM_RUN=TestIdleThreads go test -run TestSCTPGuest -v ./l4sctp/
+//
 // What the host needs is installed by .ci/install-sctp-vm.sh: the packages
 // qemu-system-x86, linux-image-cloud-amd64 and busybox-static.
 package sctpvm
@@ -45,7 +50,8 @@ type Config struct {
 	// test files are left out.
 	Packages []string
 
-	// Run is passed to every test binary as -test.run. Default: all tests.
+	// Run is passed to every test binary as -test.run. Default: the
+	// SCTPVM_RUN environment variable, or all tests.
 	Run string
 
 	// Args are more flags for every test binary, e.g. "-test.count=2".
@@ -70,6 +76,9 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	if c.Timeout <= 0 {
 		c.Timeout = 8 * time.Minute
+	}
+	if c.Run == "" {
+		c.Run = os.Getenv("SCTPVM_RUN")
 	}
 	if c.Modules == nil {
 		c.Modules = []string{"sctp", "veth"}
