@@ -50,7 +50,7 @@ func listen(ctx context.Context, _, host, portRange string, portOffset uint, _ n
 func Listen(ctx context.Context, a Address, portOffset uint) (any, error) {
 	var (
 		open func(*nsenter.Namespace) (*os.File, error)
-		wrap func(*os.File, func()) (any, error)
+		wrap func(*pooled) (any, error)
 	)
 	switch a.Network {
 	case "tcp", "tcp4", "tcp6":
@@ -71,14 +71,14 @@ func Listen(ctx context.Context, a Address, portOffset uint) (any, error) {
 		open = func(ns *nsenter.Namespace) (*os.File, error) {
 			return inner.Socket(ns, a.Network, a.HostPort(portOffset))
 		}
-		wrap = inner.Wrap
+		wrap = func(p *pooled) (any, error) { return inner.Wrap(p.file, p.release) }
 	}
 
 	p, err := acquire(a.Namespace, a.Network, a.HostPort(portOffset), open)
 	if err != nil {
 		return nil, explain(err)
 	}
-	h, err := wrap(p.file, p.release)
+	h, err := wrap(p)
 	if err != nil {
 		p.release()
 		return nil, err

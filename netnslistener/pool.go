@@ -2,6 +2,7 @@ package netnslistener
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"sync"
 	"time"
@@ -33,6 +34,25 @@ type pooled struct {
 	file  *os.File
 	refs  int
 	since time.Time
+	w     net.PacketConn // see writer
+}
+
+// writer returns a packet conn on the shared socket for replies sent
+// through handles already closed, or nil once the socket is gone.
+func (p *pooled) writer() net.PacketConn {
+	pool.Lock()
+	defer pool.Unlock()
+	if p.refs == 0 || p.file == nil {
+		return nil
+	}
+	if p.w == nil {
+		w, err := net.FilePacketConn(p.file)
+		if err != nil {
+			return nil
+		}
+		p.w = w
+	}
+	return p.w
 }
 
 var pool = struct {
@@ -79,6 +99,9 @@ func (p *pooled) release() {
 		return
 	}
 	delete(pool.m, p.key)
+	if p.w != nil {
+		_ = p.w.Close()
+	}
 	if err := p.file.Close(); err != nil {
 		logger().Error("closing socket", zap.String("netns", p.spec),
 			zap.String("network", p.key.network), zap.String("address", p.key.address), zap.Error(err))
