@@ -35,14 +35,22 @@ type backend struct {
 
 func startBackend(t *testing.T, tag string) backend {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-	if err != nil {
-		t.Fatal(err)
+	var ln net.Listener
+	var pc net.PacketConn
+	var port int
+	for try := 0; ; try++ {
+		var err error
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		port = ln.Addr().(*net.TCPAddr).Port
+		if pc, err = net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			break
+		}
+		ln.Close()
+		if try == 20 {
+			t.Fatal(err)
+		}
 	}
 	t.Cleanup(func() { ln.Close(); pc.Close() })
 	go func() {
@@ -80,15 +88,24 @@ type route struct {
 }
 
 func layer4Config(admin *e2e.Admin, routes map[string]route) string {
+	return layer4ConfigIdle(admin, routes, "")
+}
+
+// layer4ConfigIdle is layer4Config with the servers' idle_timeout set.
+func layer4ConfigIdle(admin *e2e.Admin, routes map[string]route, idle string) string {
 	servers := map[string]any{}
 	for name, r := range routes {
-		servers[name] = map[string]any{
+		srv := map[string]any{
 			"listen": r.listen,
 			"routes": []any{map[string]any{"handle": []any{map[string]any{
 				"handler":   "proxy",
 				"upstreams": []any{map[string]any{"dial": []string{r.dial}}},
 			}}}},
 		}
+		if idle != "" {
+			srv["idle_timeout"] = idle
+		}
+		servers[name] = srv
 	}
 	apps, _ := json.Marshal(map[string]any{"layer4": map[string]any{"servers": servers}})
 	return fmt.Sprintf(`{%s,"apps":%s}`, admin.WithAdmin(), apps)

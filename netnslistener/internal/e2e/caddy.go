@@ -70,6 +70,9 @@ func (a *Admin) Load(config, contentType string) error {
 	}
 	req.Header.Set("Content-Type", ct)
 	req.Header.Set("Cache-Control", "must-revalidate")
+	// A load restarts the admin server, which closes idle connections: use
+	// a fresh connection for every request.
+	req.Close = true
 	resp, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
 	if err != nil {
 		return err
