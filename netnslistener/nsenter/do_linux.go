@@ -24,6 +24,9 @@ var discarded atomic.Uint64
 // original namespace could not be restored after a switch.
 func ThreadsDiscarded() uint64 { return discarded.Load() }
 
+// switchSlots bounds the namespace switches in progress at once.
+var switchSlots = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
+
 // Do runs fn on an OS thread that has been switched into the namespace, then
 // switches the thread back. fn must be short and must not start goroutines
 // or block on anything that another goroutine would have to do: only the
@@ -36,6 +39,10 @@ func ThreadsDiscarded() uint64 { return discarded.Load() }
 // be restored, that thread stays locked and is discarded by the runtime when
 // the goroutine exits; no other goroutine ever runs on it.
 func (n *Namespace) Do(fn func() error) error {
+	// A locked goroutine needs a thread of its own; bounding how many
+	// switches run at once bounds the threads a burst of dials can make.
+	switchSlots <- struct{}{}
+	defer func() { <-switchSlots }()
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()

@@ -3,9 +3,7 @@
 package nsenter
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -26,27 +24,10 @@ type Namespace struct {
 }
 
 // Open opens the network namespace that spec names and checks that it
-// really is one. It fails with an error wrapping fs.ErrNotExist when the
+// really is one, without opening anything else for reading (see
+// OpenChecked). It fails with an error wrapping fs.ErrNotExist when the
 // file is missing and ErrNotNetns when it is not a network namespace.
-func Open(spec string) (*Namespace, error) {
-	path, err := Path(spec)
-	if err != nil {
-		return nil, err
-	}
-	h, err := netns.GetFromPath(path)
-	if err != nil {
-		if errors.Is(err, unix.ENOENT) {
-			return nil, fmt.Errorf("namespace %q: %s does not exist: %w", spec, path, fs.ErrNotExist)
-		}
-		return nil, fmt.Errorf("namespace %q: opening %s: %w", spec, path, err)
-	}
-	id, err := check(int(h), path)
-	if err != nil {
-		h.Close()
-		return nil, fmt.Errorf("namespace %q: %w", spec, err)
-	}
-	return &Namespace{Spec: spec, Path: path, ID: id, h: h}, nil
-}
+func Open(spec string) (*Namespace, error) { return OpenChecked(spec, nil) }
 
 // check verifies that fd is a network namespace and returns its ID.
 func check(fd int, path string) (ID, error) {

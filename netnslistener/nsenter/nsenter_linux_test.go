@@ -207,12 +207,13 @@ func TestDialRefusedAndTimeout(t *testing.T) {
 	}
 }
 
-// Many goroutines create sockets in many namespaces while others create
-// sockets in the process's own namespace: every socket must be where it was
-// meant to be, and the thread count must not grow with the namespaces.
+// Many goroutines create listeners, dial and make raw sockets in 100
+// namespaces while others create ordinary sockets in the process's own
+// namespace: each of 10,000 sockets must be where it was meant to be (asked
+// of the kernel with SIOCGSKNS), and the thread count must not grow.
 func TestConcurrentSocketsLandInTheirNamespace(t *testing.T) {
 	nstest.Require(t)
-	names := nstest.Add(t, 20)
+	names := nstest.Add(t, 100)
 	nss := make([]*nsenter.Namespace, len(names))
 	for i, n := range names {
 		nss[i] = open(t, n)
@@ -223,47 +224,74 @@ func TestConcurrentSocketsLandInTheirNamespace(t *testing.T) {
 	}
 	before := nstest.Threads(t)
 
-	const workers, each = 16, 125 // 2000 sockets
+	const workers, each = 16, 625 // 10,000 sockets
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var wrong []string
+	report := func(format string, args ...any) {
+		mu.Lock()
+		wrong = append(wrong, fmt.Sprintf(format, args...))
+		mu.Unlock()
+	}
 	for w := range workers {
 		wg.Go(func() {
 			for i := range each {
-				var fd int
+				ns := nss[rand.IntN(len(nss))]
+				want, kind := ns.ID, (w+i)%4
+				var conn syscall.Conn
+				var fd = -1
 				var err error
-				want := self
-				if (w+i)%3 == 0 {
+				switch kind {
+				case 0: // an ordinary socket, in the process's namespace
+					want = self
 					fd, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-				} else {
-					ns := nss[rand.IntN(len(nss))]
-					want = ns.ID
+				case 1:
 					fd, err = ns.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+				case 2:
+					var ln net.Listener
+					ln, err = nsenter.Listen(ns, "tcp", "127.0.0.1:0")
+					if err == nil {
+						defer ln.Close()
+						conn = ln.(syscall.Conn)
+					}
+				case 3:
+					var c net.Conn
+					c, err = nsenter.Dial(context.Background(), ns, "udp", "127.0.0.1:9")
+					if err == nil {
+						defer c.Close()
+						conn = c.(syscall.Conn)
+					}
 				}
 				if err != nil {
-					mu.Lock()
-					wrong = append(wrong, err.Error())
-					mu.Unlock()
+					report("kind %d: %v", kind, err)
 					continue
 				}
-				got, err := nstest.SocketNS(fd)
-				unix.Close(fd)
+				var got nsenter.ID
+				if conn != nil {
+					rc, _ := conn.SyscallConn()
+					rc.Control(func(f uintptr) { got, err = nstest.SocketNS(int(f)) })
+				} else {
+					got, err = nstest.SocketNS(fd)
+					unix.Close(fd)
+				}
 				if err != nil || got != want {
-					mu.Lock()
-					wrong = append(wrong, fmt.Sprintf("socket in %v, want %v (%v)", got, want, err))
-					mu.Unlock()
+					report("kind %d: socket in %v, want %v (%v)", kind, got, want, err)
 				}
 			}
 		})
 	}
 	wg.Wait()
+	after := nstest.Threads(t)
+	line := fmt.Sprintf("reliability: sockets land in their namespace: sockets in 100 namespaces and our own: %d, failed: %d", workers*each, len(wrong))
+	t.Log(line)
+	fmt.Println(line)
 	if len(wrong) > 0 {
 		t.Fatalf("%d of %d sockets wrong, first: %s", len(wrong), workers*each, wrong[0])
 	}
-	if after := nstest.Threads(t); after > before+8 {
+	if after > before+8 {
 		t.Errorf("threads grew from %d to %d", before, after)
 	}
-	t.Logf("%d sockets checked, threads %d -> %d", workers*each, before, nstest.Threads(t))
+	t.Logf("threads %d -> %d", before, after)
 }
 
 // A thread whose namespace cannot be restored is discarded: the socket is

@@ -51,3 +51,8 @@ func Dial(ctx context.Context, n *Namespace, network, address string) (net.Conn,
 
 // NewSocket is not supported on this platform.
 func NewSocket(n *Namespace, domain, typ, proto int) (int, error) { return -1, ErrUnsupported }
+
+// OpenChecked is not supported on this platform.
+func OpenChecked(spec string, allow func(paths []string, id ID) error) (*Namespace, error) {
+	return nil, ErrUnsupported
+}

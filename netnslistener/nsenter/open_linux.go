@@ -1,0 +1,152 @@
+//go:build linux
+
+package nsenter
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// maxLinks bounds the symbolic links followed from a namespace path.
+const maxLinks = 8
+
+// OpenChecked opens the network namespace that spec names, like Open, and
+// lets allow refuse it before it is opened for reading.
+//
+// The path is walked without opening anything for reading: each symbolic
+// link at the end of it is read and its target becomes the next path (at
+// most 8), except the magic links of /proc (/proc/<pid>/ns/net), which are
+// the namespace itself. The file found is held by an O_PATH descriptor,
+// which has no side effect on FIFOs or devices, and must be on nsfs, the
+// namespace file system; only then is allow called, with every path of the
+// walk (spec's own first) and the namespace's identity, and only if it
+// returns nil is the file opened for reading, through that same descriptor
+// so nothing can be swapped in between. Symbolic links in the directories
+// of a path are followed by the kernel as usual.
+//
+// A nil allow allows everything.
+func OpenChecked(spec string, allow func(paths []string, id ID) error) (*Namespace, error) {
+	path, err := Path(spec)
+	if err != nil {
+		return nil, err
+	}
+	pfd, paths, err := walk(spec, path)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(pfd)
+
+	var st unix.Stat_t
+	if err := unix.Fstat(pfd, &st); err != nil {
+		return nil, fmt.Errorf("namespace %q: stat %s: %w", spec, path, err)
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return nil, fmt.Errorf("namespace %q: %s is a directory: %w", spec, path, ErrNotNetns)
+	}
+	var sfs unix.Statfs_t
+	if err := unix.Fstatfs(pfd, &sfs); err != nil {
+		return nil, fmt.Errorf("namespace %q: statfs %s: %w", spec, path, err)
+	}
+	if sfs.Type != unix.NSFS_MAGIC {
+		return nil, fmt.Errorf("namespace %q: %s is not a namespace file: %w", spec, path, ErrNotNetns)
+	}
+	id := ID{Dev: uint64(st.Dev), Ino: st.Ino}
+	if allow != nil {
+		if err := allow(paths, id); err != nil {
+			return nil, fmt.Errorf("namespace %q: %w", spec, err)
+		}
+	}
+
+	// Re-open the very inode held by pfd for reading: setns and
+	// NS_GET_NSTYPE need a real descriptor.
+	fd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(pfd), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("namespace %q: opening %s: %w", spec, path, err)
+	}
+	got, err := check(fd, path)
+	if err == nil && got != id {
+		err = fmt.Errorf("%s changed while it was opened", path)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("namespace %q: %w", spec, err)
+	}
+	return &Namespace{Spec: spec, Path: path, ID: id, h: netns.NsHandle(fd)}, nil
+}
+
+// walk returns an O_PATH descriptor on the file path leads to, and the
+// paths it went through.
+func walk(spec, path string) (int, []string, error) {
+	paths := []string{path}
+	cur := path
+	for {
+		pfd, err := unix.Open(cur, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				return -1, nil, fmt.Errorf("namespace %q: %s does not exist: %w", spec, cur, fs.ErrNotExist)
+			}
+			return -1, nil, fmt.Errorf("namespace %q: opening %s: %w", spec, cur, err)
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(pfd, &st); err != nil {
+			unix.Close(pfd)
+			return -1, nil, fmt.Errorf("namespace %q: stat %s: %w", spec, cur, err)
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFLNK {
+			return pfd, paths, nil
+		}
+		target, err := readlink(pfd)
+		unix.Close(pfd)
+		if err != nil {
+			return -1, nil, fmt.Errorf("namespace %q: reading link %s: %w", spec, cur, err)
+		}
+		if isMagic(target) {
+			// /proc/<pid>/ns/net: the link is the namespace; only
+			// the kernel can follow it.
+			pfd, err := unix.Open(cur, unix.O_PATH|unix.O_CLOEXEC, 0)
+			if err != nil {
+				if errors.Is(err, unix.ENOENT) {
+					return -1, nil, fmt.Errorf("namespace %q: %s does not exist: %w", spec, cur, fs.ErrNotExist)
+				}
+				return -1, nil, fmt.Errorf("namespace %q: opening %s: %w", spec, cur, err)
+			}
+			return pfd, paths, nil
+		}
+		if len(paths) > maxLinks {
+			return -1, nil, fmt.Errorf("namespace %q: more than %d symbolic links from %s", spec, maxLinks, path)
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(cur), target)
+		}
+		cur = filepath.Clean(target)
+		paths = append(paths, cur)
+	}
+}
+
+// readlink reads the symbolic link that the O_PATH|O_NOFOLLOW descriptor
+// fd holds.
+func readlink(fd int) (string, error) {
+	buf := make([]byte, unix.PathMax)
+	n, err := unix.Readlinkat(fd, "", buf)
+	if err != nil {
+		return "", err
+	}
+	return string(buf[:n]), nil
+}
+
+// isMagic reports whether a link target is a /proc namespace link, such
+// as "net:[4026531840]", rather than a path.
+func isMagic(target string) bool {
+	return !strings.ContainsRune(target, '/') && strings.HasSuffix(target, "]") && strings.Contains(target, ":[")
+}
+
+// StatID returns the identity of the namespace file at path, following
+// links, without opening it.
+func StatID(path string) (ID, error) { return idOfPath(path) }
