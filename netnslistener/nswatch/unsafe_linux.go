@@ -1,0 +1,7 @@
+//go:build linux
+
+package nswatch
+
+import "unsafe"
+
+func unsafePointer(b []byte, off int) unsafe.Pointer { return unsafe.Pointer(&b[off]) }
