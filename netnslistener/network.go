@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-netns/caddy-netns/netnslistener/nsenter"
+	"github.com/caddy-netns/caddy-netns/netnslistener/nspolicy"
 )
 
 func init() {
@@ -74,7 +75,11 @@ func Listen(ctx context.Context, a Address, portOffset uint) (any, error) {
 		wrap = func(p *pooled) (any, error) { return inner.Wrap(p.file, p.release) }
 	}
 
-	p, err := acquire(a.Namespace, a.Network, a.HostPort(portOffset), open)
+	pol, err := nspolicy.For(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p, err := acquire(pol, a.Namespace, a.Network, a.HostPort(portOffset), open)
 	if err != nil {
 		return nil, explain(err)
 	}

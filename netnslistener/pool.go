@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-netns/caddy-netns/netnslistener/nsenter"
+	"github.com/caddy-netns/caddy-netns/netnslistener/nspolicy"
 )
 
 // The pool keeps one socket per (namespace, network, address) and hands out
@@ -62,8 +63,10 @@ var pool = struct {
 
 // acquire returns the shared socket for network/address inside the
 // namespace spec, creating it with open if needed, and takes a reference.
-func acquire(spec, network, address string, open func(*nsenter.Namespace) (*os.File, error)) (*pooled, error) {
-	ns, err := nsenter.Open(spec)
+// The namespace is opened only if pol allows it, before the pool is looked
+// at: a config cannot reach a socket that another config opened.
+func acquire(pol *nspolicy.Policy, spec, network, address string, open func(*nsenter.Namespace) (*os.File, error)) (*pooled, error) {
+	ns, err := pol.Open(spec)
 	if err != nil {
 		return nil, err
 	}

@@ -56,3 +56,9 @@ func NewSocket(n *Namespace, domain, typ, proto int) (int, error) { return -1, E
 func OpenChecked(spec string, allow func(paths []string, id ID) error) (*Namespace, error) {
 	return nil, ErrUnsupported
 }
+
+// Current is not supported on this platform.
+func Current() (ID, error) { return ID{}, ErrUnsupported }
+
+// StatID is not supported on this platform.
+func StatID(path string) (ID, error) { return ID{}, ErrUnsupported }

@@ -104,7 +104,7 @@ func (h *Handler) checkAll(ctx context.Context) {
 			}
 			cctx, cancel := context.WithTimeout(ctx, time.Duration(a.Timeout))
 			defer cancel()
-			c, err := dial(cctx, &t)
+			c, err := dial(cctx, h.policy, &t)
 			if err == nil {
 				_ = c.Close()
 			}

@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-netns/caddy-netns/netnslistener/nsmatch"
+	"github.com/caddy-netns/caddy-netns/netnslistener/nspolicy"
 	"github.com/caddy-netns/caddy-netns/netnslistener/nsproxy/relay"
 )
 
@@ -51,6 +52,7 @@ type Handler struct {
 
 	ctx    caddy.Context
 	logger *zap.Logger
+	policy *nspolicy.Policy
 }
 
 // CaddyModule returns the Caddy module information.
@@ -66,6 +68,11 @@ func (*Handler) CaddyModule() caddy.ModuleInfo {
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.ctx = ctx
 	h.logger = ctx.Logger()
+	policy, err := nspolicy.For(ctx)
+	if err != nil {
+		return err
+	}
+	h.policy = policy
 	if h.DialTimeout == 0 {
 		h.DialTimeout = caddy.Duration(5 * time.Second)
 	}
@@ -105,6 +112,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			t, err := parseTarget(u.Dial)
 			if err != nil {
 				return fmt.Errorf("upstreams[%d]: %w", i, err)
+			}
+			if t.ns != "" {
+				if err := h.policy.Allows(t.ns); err != nil {
+					return fmt.Errorf("upstreams[%d]: upstream %q: namespace %q: %w", i, u.Dial, t.ns, err)
+				}
 			}
 			u.target = t
 		}
@@ -219,7 +231,7 @@ func (h *Handler) connect(cx *layer4.Connection, log *zap.Logger) (*Upstream, ne
 				}
 			}
 			ctx, cancel := context.WithTimeout(h.ctx, time.Duration(h.DialTimeout))
-			up, err := dial(ctx, t)
+			up, err := dial(ctx, h.policy, t)
 			cancel()
 			if err == nil {
 				return u, up, t, nil

@@ -14,6 +14,7 @@ import (
 
 	"github.com/caddy-netns/caddy-netns/netnslistener"
 	"github.com/caddy-netns/caddy-netns/netnslistener/nsenter"
+	"github.com/caddy-netns/caddy-netns/netnslistener/nspolicy"
 )
 
 // Upstream is one backend.
@@ -114,13 +115,14 @@ func isUDP(network string) bool { return strings.HasPrefix(network, "udp") }
 
 // dial connects to t. Inside a namespace only the socket is created there
 // (nsenter.Dial); the connect is waited for in the netpoller, so no thread
-// is held while it is in progress nor afterwards.
-func dial(ctx context.Context, t *target) (net.Conn, error) {
+// is held while it is in progress nor afterwards. The namespace is opened
+// only if pol, the config's allow list, allows it.
+func dial(ctx context.Context, pol *nspolicy.Policy, t *target) (net.Conn, error) {
 	if t.ns == "" {
 		var d net.Dialer
 		return d.DialContext(ctx, t.network, t.hostport)
 	}
-	ns, err := nsenter.Open(t.ns)
+	ns, err := pol.Open(t.ns)
 	if err != nil {
 		return nil, err
 	}
