@@ -12,6 +12,7 @@ import (
 // Add a package here when its tests call sctptest.RequireSCTP. Paths are
 // relative to this directory.
 var guestPackages = []string{
+	".",
 	"./internal/sctptest",
 	"./sctpnet",
 }
