@@ -39,7 +39,11 @@ func listen(ctx context.Context, _, host, portRange string, portOffset uint, _ n
 	if a.StartPort+portOffset > a.EndPort {
 		return nil, fmt.Errorf("netns address %q: port offset %d outside the range", a, portOffset)
 	}
-	ln, err := Listen(ctx, a, portOffset)
+	open := Listen
+	if a.IsSet() {
+		open = listenSet // a namespace pattern (set.go)
+	}
+	ln, err := open(ctx, a, portOffset)
 	if err != nil {
 		return nil, fmt.Errorf("netns address %q: %w", a, err)
 	}

@@ -98,6 +98,11 @@ func Of(cx *layer4.Connection) (Arrival, error) {
 }
 
 func lookup(cx *layer4.Connection) (Arrival, error) {
+	// A datagram from a namespace set: its address names the member
+	// socket it came in on (the set's shared handle is many sockets).
+	if sa, ok := cx.RemoteAddr().(interface{ NetnsID() nsenter.ID }); ok {
+		return Named(sa.NetnsID()), nil
+	}
 	sc, err := Socket(cx)
 	if err != nil {
 		return Arrival{}, err
