@@ -3,10 +3,12 @@ package netnslistener_test
 import (
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/caddy-netns/caddy-netns/netnslistener"
 	"github.com/caddy-netns/caddy-netns/netnslistener/internal/e2e"
 	"github.com/caddy-netns/caddy-netns/netnslistener/internal/nstest"
 )
@@ -185,4 +187,39 @@ func TestSetBadPatternRefused(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "last path element") {
 		t.Fatalf("loading a pattern with a wildcard in the directory: %v", err)
 	}
+}
+
+// `ip netns add` creates the file before it mounts the namespace on it. A
+// set waits until the file really is a network namespace, and opens the
+// socket in the namespace mounted there, nowhere else.
+func TestSetWaitsUntilFileIsNamespace(t *testing.T) {
+	nstest.Require(t)
+	admin := e2e.Start(t)
+	prefix := setPrefix()
+	src := nstest.Add(t, 1)[0] // the namespace to mount, outside the pattern
+	startNSBackend(t, src, "127.0.0.1:9000", prefix+"late")
+	late := prefix + "late"
+	path := "/var/run/netns/" + late
+	if err := os.WriteFile(path, nil, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nstest.Del(late); os.Remove(path) })
+
+	admin.MustLoad(t, setConfig(admin, "set", prefix+"*", "127.0.0.1:8000"), "json")
+	time.Sleep(300 * time.Millisecond)
+	for _, s := range netnslistener.Sockets() {
+		if s.Namespace == late {
+			t.Fatalf("socket opened for a file that is not a namespace yet: %+v", s)
+		}
+	}
+	start := time.Now()
+	nstest.Run(t, "mount", "--bind", "/var/run/netns/"+src, path)
+	id := nstest.ID(t, src)
+	eventually(t, 5*time.Second, late+" listening once mounted", func() bool {
+		return poolHas(id, "tcp", "127.0.0.1:8000") && poolHas(id, "udp", "127.0.0.1:8000")
+	})
+	t.Logf("listening %v after the mount", time.Since(start).Round(time.Millisecond))
+	// Reached from inside the mounted namespace (src), answered there.
+	expectAnswer(t, src, "tcp", "127.0.0.1:8000", late)
+	expectAnswer(t, src, "udp", "127.0.0.1:8000", late)
 }
