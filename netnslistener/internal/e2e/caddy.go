@@ -4,13 +4,11 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -131,41 +129,7 @@ const RunCaddyEnv = "E2E_RUN_CADDY"
 // wrapper (for example setpriv to drop capabilities) if given.
 func StartProcess(t testing.TB, wrapper ...string) *Process {
 	t.Helper()
-	port, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin := fmt.Sprintf("localhost:%d", port)
-	cfg := t.TempDir() + "/caddy.json"
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`{"admin":{"listen":%q}}`, admin)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	args := append(wrapper, os.Args[0], "run", "--config", cfg)
-	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Env = append(os.Environ(), RunCaddyEnv+"=1", "HOME="+t.TempDir())
-	p := &Process{Admin: Admin{URL: "http://" + admin}, cmd: cmd, out: new(bytes.Buffer)}
-	cmd.Stdout, cmd.Stderr = p.out, p.out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("caddy output:\n%s", p.out)
-		}
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	for ctx.Err() == nil {
-		if resp, err := http.Get(p.URL + "/config/"); err == nil {
-			resp.Body.Close()
-			return p
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("caddy did not start:\n%s", p.out)
-	return nil
+	return StartProcessWith(t, ProcessOptions{Wrapper: wrapper})
 }
 
 func freePort() (int, error) {
