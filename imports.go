@@ -6,6 +6,7 @@ package caddynetns
 import (
 	_ "github.com/caddy-netns/caddy-netns/l4sctp"
 	_ "github.com/caddy-netns/caddy-netns/netnslistener"
+	_ "github.com/caddy-netns/caddy-netns/netnslistener/nsadmin"
 	_ "github.com/caddy-netns/caddy-netns/netnslistener/nsmatch"
 	_ "github.com/caddy-netns/caddy-netns/netnslistener/nsproxy"
 )
