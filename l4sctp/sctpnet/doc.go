@@ -37,7 +37,14 @@
 // when all received data has been read, and an ABORT otherwise (that is
 // the kernel's rule). SCTP has no half-close.
 //
-// The kernel's socket buffer sizes are left alone: setting SO_RCVBUF caps
-// SCTP's receive buffer at twice net.core.rmem_max, which by default
-// shrinks it and costs one-second retransmissions under load.
+// # Buffers
+//
+// Socket buffer sizes are left to the kernel unless Config.ReadBuffer or
+// Config.WriteBuffer set them. Measured on Debian 12's 6.1 kernel: both
+// default to 212992 bytes; a message larger than SO_SNDBUF is refused with
+// EMSGSIZE; and with the default receive buffer every message larger than
+// about half of it (the advertised window) stalls 200 ms to 1 s, so that 60
+// messages of up to 200 KiB took 5.6 s, against 0.08 s with 8 MiB buffers.
+// An explicit SO_RCVBUF is capped at twice net.core.rmem_max: raise that
+// sysctl before raising ReadBuffer.
 package sctpnet
