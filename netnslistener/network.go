@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"syscall"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -105,6 +106,8 @@ func explain(err error) error {
 		return fmt.Errorf("%w (create it with `ip netns add`, or give an absolute path to a namespace file)", err)
 	case errors.Is(err, nsenter.ErrPermission):
 		return fmt.Errorf("%w (run as root or grant the capability, e.g. AmbientCapabilities=CAP_SYS_ADMIN)", err)
+	case errors.Is(err, syscall.EACCES):
+		return fmt.Errorf("%w (ports below the namespace's net.ipv4.ip_unprivileged_port_start, 1024 by default, need CAP_NET_BIND_SERVICE)", err)
 	}
 	return err
 }
