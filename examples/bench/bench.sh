@@ -1,0 +1,357 @@
+#!/usr/bin/env bash
+# Benchmark: one Caddy listening in N network namespaces (this plugin) against
+# HAProxy, socat and a direct connection, for the same traffic (issue 6).
+# Run as root on Linux:
+#
+#   examples/bench/bench.sh quick    # N = 1 and 100, short loads (a few minutes)
+#   examples/bench/bench.sh full     # N = 1, 100 and 1000
+#
+# It creates namespaces ${PREFIX}1..${PREFIX}N (default prefix cnb-), each
+# with lo up and a veth to the root namespace (fixed MACs, permanent
+# neighbour entries, so 1000 veths do not overflow the neighbour table), the
+# backend address $BACKEND_IP on the root side of the first veth, and the
+# backends on 127.0.0.1 and $BACKEND_IP: a Go echo
+# server (TCP and UDP, port $BACKEND_PORT) and iperf3 (port $IPERF_PORT).
+# The cases, each proxying port 8000 (64-byte echo, TCP and UDP) and 8001
+# (iperf3) inside every namespace:
+#
+#   ours     our Caddy, netns/<ns>/tcp/:8000 ... in all N namespaces, one
+#            server per port, netns_proxy to 127.0.0.1 (root namespace)
+#   l4proxy  the same listeners with caddy-l4's stock proxy handler
+#   haproxy  HAProxy, one process, mode tcp, "bind 0.0.0.0:8000 namespace
+#            <ns>" per namespace, server 127.0.0.1 (no UDP: it has none)
+#   socat    one socat per namespace and port (ip netns exec), fork mode;
+#            it runs inside the namespace, so it reaches the backend over
+#            the veth at $BACKEND_IP, not over loopback
+#   direct   no proxy: the clients in the namespaces connect to
+#            $BACKEND_IP over their veth (the physical reference)
+#
+# and for each, N in $NS_LIST and run 1..$RUNS (cases interleaved in each
+# run, so that the noise of a shared machine falls on all of them alike):
+# start the proxy, time until every namespace's port 8000 answers an echo,
+# OS threads, processes and RSS (/proc/<pid>/status; summed over socat's
+# processes), then iperf3 (one stream from the first namespace, through
+# port 8001), the connection rate of short transactions (32 clients, one
+# connection each, rotating over the namespaces), echo p50/p99 on one
+# persistent connection, UDP request/response rate (32 flows), threads
+# again, and stop the proxy. It prints one table of medians with ratios to
+# HAProxy and to direct, checks the targets of issue 6, and writes
+# $OUT.raw.csv (every sample) and $OUT.csv (medians and ratios).
+#
+# Environment: NS_LIST, RUNS, DUR (seconds per load), CASES, OUT, PREFIX,
+# CADDY (a Caddy built with this plugin and caddy-l4; default: build it with
+# xcaddy/build.sh into ~/.cache/caddy-netns/caddy-bench), BACKEND_PORT
+# (17000), IPERF_PORT (17001), NET_PREFIX (10.213: the veth /30s are
+# $NET_PREFIX.0.0/20), BACKEND_IP (10.214.0.1).
+#
+# Every load is bounded in time (and wrapped in timeout); everything the
+# script creates (namespaces, veths, processes, its
+# temporary directory) is removed by a trap on exit.
+set -euo pipefail
+
+MODE=${1:-quick}
+case $MODE in
+quick) : "${NS_LIST:=1 100}" "${RUNS:=3}" "${DUR:=2}" ;;
+full) : "${NS_LIST:=1 100 1000}" "${RUNS:=3}" "${DUR:=4}" ;;
+*) echo "usage: $0 quick|full" >&2; exit 2 ;;
+esac
+: "${CASES:=ours l4proxy haproxy socat direct}"
+: "${PREFIX:=cnb-}" "${BACKEND_PORT:=17000}" "${IPERF_PORT:=17001}"
+: "${NET_PREFIX:=10.213}" "${BACKEND_IP:=10.214.0.1}"
+: "${OUT:=$PWD/netns-bench-$(date -u +%Y%m%dT%H%M%SZ)}"
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+log() { printf '%s bench: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+die() { log "$*"; exit 1; }
+
+[ "$(uname -s)" = Linux ] || die "network namespaces need Linux"
+[ "$(id -u)" -eq 0 ] || die "run as root"
+maxn=0
+for n in $NS_LIST; do [ "$n" -gt "$maxn" ] && maxn=$n; done
+[ "$maxn" -le 4096 ] || die "at most 4096 namespaces (the /30s of $NET_PREFIX.0.0/20)"
+
+# --- tools ----------------------------------------------------------------------
+missing=()
+for t in haproxy:haproxy iperf3:iperf3 socat:socat ip:iproute2 timeout:coreutils setsid:util-linux; do
+	command -v "${t%%:*}" >/dev/null || missing+=("${t#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	command -v apt-get >/dev/null || die "missing: ${missing[*]}"
+	log "installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	timeout 600 apt-get update -qq
+	timeout 600 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+command -v go >/dev/null || die "Go is needed for the load generator"
+
+# --- refuse to collide ------------------------------------------------------------
+if ip netns list | grep -q "^${PREFIX}[0-9]"; then
+	die "namespaces named ${PREFIX}<n> exist already (a previous run killed with SIGKILL?); remove them or set PREFIX"
+fi
+ip link show cnbr1 >/dev/null 2>&1 && die "interface cnbr1 exists already"
+ip -br addr | grep -qF " $BACKEND_IP/" && die "$BACKEND_IP is in use already"
+busy=$(ss -Hltnu "( sport = :$BACKEND_PORT or sport = :$IPERF_PORT )" || true)
+[ -z "$busy" ] || die "ports $BACKEND_PORT/$IPERF_PORT are in use in the root namespace"
+
+# --- cleanup ------------------------------------------------------------------------
+work=$(mktemp -d /tmp/caddy-netns-bench.XXXXXX)
+pgids=()   # process groups we started (each with setsid)
+created=0  # namespaces created so far
+stop_groups() { # stop_groups PGID...: TERM, then KILL what is left
+	local g
+	[ $# -gt 0 ] || return 0
+	for g in "$@"; do kill -TERM -- "-$g" 2>/dev/null || true; done
+	for _ in $(seq 50); do
+		local alive=0
+		for g in "$@"; do kill -0 -- "-$g" 2>/dev/null && alive=1 && break; done
+		[ $alive -eq 0 ] && return 0
+		sleep 0.1
+	done
+	for g in "$@"; do kill -KILL -- "-$g" 2>/dev/null || true; done
+}
+cleanup() {
+	local rc=$?
+	set +e
+	trap - EXIT INT TERM
+	log "cleaning up"
+	stop_groups "${pgids[@]}"
+	local i
+	if [ "$created" -gt 0 ]; then
+		{ for i in $(seq "$created"); do echo "link del cnbr$i"; done; } | ip -force -batch - 2>/dev/null
+		{ for i in $(seq "$created"); do echo "netns del $PREFIX$i"; done; } | ip -force -batch - 2>/dev/null
+	fi
+	rm -rf "$work"
+	log "removed: processes, $created namespaces and their veths, $work"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+ulimit -n "$(ulimit -Hn)"
+export XDG_CONFIG_HOME=$work/xdg XDG_DATA_HOME=$work/xdg # Caddy keeps its autosave there
+
+# --- binaries ------------------------------------------------------------------------
+log "building the load generator"
+(cd "$repo" && go build -o "$work/load" ./examples/bench/load/)
+LOAD=$work/load
+if [ -z "${CADDY:-}" ] && [[ " $CASES " == *" ours "* || " $CASES " == *" l4proxy "* ]]; then
+	CADDY=${XDG_CACHE_HOME:-$HOME/.cache}/caddy-netns/caddy-bench
+	log "building Caddy with xcaddy/build.sh into $CADDY"
+	mkdir -p "$(dirname "$CADDY")"
+	timeout 1800 "$repo/xcaddy/build.sh" "$CADDY" >"$work/build.log" 2>&1 ||
+		{ tail -n 30 "$work/build.log" >&2; die "build failed"; }
+fi
+
+# --- namespaces, veths, backends --------------------------------------------------------
+# Namespace i: veth cnbr<i> (root) <-> v0 (in the namespace), a /30 each:
+# root side $NET_PREFIX.<hi>.<lo+1>, namespace side +2, default route via the
+# root side; fixed MACs and permanent neighbour entries on both sides.
+addr_of() { # addr_of I OFFSET
+	local b=$(((($1 - 1) * 4) + $2))
+	echo "$NET_PREFIX.$((b / 256)).$((b % 256))"
+}
+mac_of() { printf '02:cb:%02x:%02x:%02x:%02x' "$2" 0 $(($1 / 256)) $(($1 % 256)); }
+
+log "creating $maxn namespaces with veths"
+t0=$(date +%s%N)
+{ for i in $(seq "$maxn"); do echo "netns add $PREFIX$i"; done; } | ip -batch -
+created=$maxn
+{
+	for i in $(seq "$maxn"); do
+		echo "link add cnbr$i address $(mac_of "$i" 1) type veth peer name v0 address $(mac_of "$i" 2) netns $PREFIX$i"
+		echo "addr add $(addr_of "$i" 1)/30 dev cnbr$i"
+		echo "link set cnbr$i up"
+		echo "neigh replace $(addr_of "$i" 2) lladdr $(mac_of "$i" 2) dev cnbr$i nud permanent"
+	done
+	# The backend address: a /32 on the first veth's root side (this kernel
+	# may lack the dummy driver); it goes away with the veth.
+	echo "addr add $BACKEND_IP/32 dev cnbr1"
+} | ip -batch -
+for i in $(seq "$maxn"); do
+	printf '%s\n' "link set lo up" "addr add $(addr_of "$i" 2)/30 dev v0" "link set v0 up" \
+		"route add default via $(addr_of "$i" 1) dev v0" \
+		"neigh replace $(addr_of "$i" 1) lladdr $(mac_of "$i" 1) dev v0 nud permanent" |
+		ip -n "$PREFIX$i" -batch -
+done
+log "namespaces ready in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+
+# start NAME CMD...: run CMD in a process group of its own, log in $work/NAME.log
+start() {
+	local name=$1
+	shift
+	setsid "$@" >>"$work/$name.log" 2>&1 &
+	pgids+=($!)
+	last_pid=$!
+}
+start backend "$LOAD" backend -tcp "127.0.0.1:$BACKEND_PORT,$BACKEND_IP:$BACKEND_PORT" \
+	-udp "127.0.0.1:$BACKEND_PORT,$BACKEND_IP:$BACKEND_PORT"
+start iperf-lo iperf3 -s -B 127.0.0.1 -p "$IPERF_PORT"
+start iperf-veth iperf3 -s -B "$BACKEND_IP" -p "$IPERF_PORT"
+sleep 0.5
+# The direct path must work from a namespace before anything is measured.
+"$LOAD" wait -prefix "$PREFIX" -n "$maxn" -addr "$BACKEND_IP:$BACKEND_PORT" -timeout 20s >/dev/null ||
+	die "the backend does not answer over the veths: $(cat "$work/backend.log")"
+
+# --- configs ------------------------------------------------------------------------------
+# render TEMPLATE N HANDLER: lines "@LISTEN net port@" / "@BIND port@" become
+# one line per namespace; @BACKEND_PORT@, @IPERF_PORT@ and
+# "@HANDLER net addr@" are filled in.
+render() {
+	local tmpl=$1 n=$2 handler=$3
+	sed -e "s/@BACKEND_PORT@/$BACKEND_PORT/g" -e "s/@IPERF_PORT@/$IPERF_PORT/g" "$tmpl" |
+		awk -v n="$n" -v p="$PREFIX" -v h="$handler" '
+		/^[ \t]*@LISTEN [a-z0-9]+ [0-9]+@[ \t]*$/ {
+			match($0, /^[ \t]*/); ind = substr($0, 1, RLENGTH)
+			split(substr($0, RLENGTH + 1), a, /[ @]+/)
+			for (i = 1; i <= n; i++) printf "%s\"netns/%s%d/%s/:%s\"%s\n", ind, p, i, a[3], a[4], (i < n ? "," : "")
+			next
+		}
+		/^[ \t]*@BIND [0-9]+@[ \t]*$/ {
+			match($0, /^[ \t]*/); ind = substr($0, 1, RLENGTH)
+			split(substr($0, RLENGTH + 1), a, /[ @]+/)
+			for (i = 1; i <= n; i++) printf "%sbind 0.0.0.0:%s namespace %s%d\n", ind, a[3], p, i
+			next
+		}
+		{
+			while (match($0, /@HANDLER [a-z]+ [0-9.:]+@/)) {
+				split(substr($0, RSTART + 1, RLENGTH - 2), a, " ")
+				if (h == "netns_proxy") r = "{\"handler\": \"netns_proxy\", \"upstreams\": [{\"dial\": \"" a[2] "/" a[3] "\"}]}"
+				else r = "{\"handler\": \"proxy\", \"upstreams\": [{\"dial\": [\"" a[2] "/" a[3] "\"]}]}"
+				$0 = substr($0, 1, RSTART - 1) r substr($0, RSTART + RLENGTH)
+			}
+			print
+		}'
+}
+
+# --- measuring ------------------------------------------------------------------------------
+raw=$OUT.raw.csv
+echo "n,case,metric,run,value" >"$raw"
+record() { echo "$1,$2,$3,$4,$5" >>"$raw"; }
+
+# pids_of PGID...: every process in these groups (socat forks children)
+pids_of() {
+	local want=" $* "
+	ps -eo pid=,pgid= | while read -r pid pg; do [[ $want == *" $pg "* ]] && echo "$pid"; done
+}
+# stats PID...: "threads processes rss_kib"
+stats() {
+	local pid t=0 p=0 r=0 th rs
+	for pid in "$@"; do
+		th=$(awk '/^Threads:/ {print $2}' "/proc/$pid/status" 2>/dev/null) || continue
+		rs=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null) || continue
+		[ -n "$th" ] || continue
+		t=$((t + th)) p=$((p + 1)) r=$((r + ${rs:-0}))
+	done
+	echo "$t $p $r"
+}
+
+case_pgids=()
+case_pids() { pids_of "${case_pgids[@]}"; }
+
+# start_case CASE N: start the proxy for N namespaces
+start_case() {
+	local cse=$1 n=$2 i
+	case_pgids=()
+	case $cse in
+	ours | l4proxy)
+		local h=netns_proxy
+		[ "$cse" = l4proxy ] && h=proxy
+		render "$here/caddy.json.tmpl" "$n" "$h" >"$work/caddy-$cse-$n.json"
+		start "caddy-$cse" "$CADDY" run --config "$work/caddy-$cse-$n.json"
+		case_pgids=("$last_pid")
+		;;
+	haproxy)
+		render "$here/haproxy.cfg.tmpl" "$n" - >"$work/haproxy-$n.cfg"
+		start haproxy haproxy -db -f "$work/haproxy-$n.cfg"
+		case_pgids=("$last_pid")
+		;;
+	socat)
+		for i in $(seq "$n"); do
+			start socat ip netns exec "$PREFIX$i" socat \
+				"TCP-LISTEN:8000,fork,reuseaddr,backlog=1024" "TCP:$BACKEND_IP:$BACKEND_PORT"
+			case_pgids+=("$last_pid")
+			start socat ip netns exec "$PREFIX$i" socat \
+				"TCP-LISTEN:8001,fork,reuseaddr,backlog=1024" "TCP:$BACKEND_IP:$IPERF_PORT"
+			case_pgids+=("$last_pid")
+			start socat ip netns exec "$PREFIX$i" socat -T 5 \
+				"UDP-LISTEN:8000,fork,reuseaddr" "UDP:$BACKEND_IP:$BACKEND_PORT"
+			case_pgids+=("$last_pid")
+		done
+		;;
+	esac
+}
+stop_case() {
+	stop_groups "${case_pgids[@]}"
+	local g keep=()
+	for g in "${pgids[@]}"; do [[ " ${case_pgids[*]} " == *" $g "* ]] || keep+=("$g"); done
+	pgids=("${keep[@]}")
+	case_pgids=()
+}
+
+listeners_of() { case $1 in haproxy) echo 2 ;; *) echo 3 ;; esac; }
+
+# measure CASE N RUN
+measure() {
+	local cse=$1 n=$2 run=$3 eaddr=127.0.0.1:8000 baddr=127.0.0.1 bport=8001 t0 v s
+	if [ "$cse" = direct ]; then
+		eaddr=$BACKEND_IP:$BACKEND_PORT baddr=$BACKEND_IP bport=$IPERF_PORT
+	else
+		t0=$(date +%s%N)
+		start_case "$cse" "$n"
+		if ! v=$(timeout 200 "$LOAD" wait -prefix "$PREFIX" -n "$n" -addr "$eaddr" -since "$t0" -timeout 180s); then
+			log "$cse N=$n: not every namespace answered; skipping this run"
+			tail -n 5 "$work"/*.log >&2 || true
+			stop_case
+			return 0
+		fi
+		record "$n" "$cse" bringup_s "$run" "$v"
+		sleep 1 # let start-up garbage settle before reading RSS
+		read -r th pr rss < <(stats $(case_pids))
+		record "$n" "$cse" threads "$run" "$th"
+		record "$n" "$cse" procs "$run" "$pr"
+		record "$n" "$cse" rss_mib "$run" "$(awk -v r="$rss" 'BEGIN {printf "%.1f", r / 1024}')"
+		record "$n" "$cse" rss_per_listener_kib "$run" \
+			"$(awk -v r="$rss" -v n="$n" -v l="$(listeners_of "$cse")" 'BEGIN {printf "%.2f", r / (n * l)}')"
+		log "$cse N=$n run $run: up in ${v}s, $th threads, $pr processes, $((rss / 1024)) MiB"
+	fi
+	# TCP bulk, one stream, from the first namespace
+	if v=$(timeout $((DUR + 20)) ip netns exec "${PREFIX}1" iperf3 -c "$baddr" -p "$bport" -t "$DUR" -J 2>>"$work/iperf-client.log" |
+		"$LOAD" iperf 2>>"$work/iperf-client.log"); then
+		record "$n" "$cse" tcp_gbps "$run" "$v"
+	else
+		log "$cse N=$n: iperf3 failed: $(tail -n 2 "$work/iperf-client.log")"
+	fi
+	v=$(timeout $((DUR + 20)) "$LOAD" connrate -prefix "$PREFIX" -n "$n" -addr "$eaddr" -c 32 -d "${DUR}s") &&
+		record "$n" "$cse" conn_per_s "$run" "$v"
+	if s=$(timeout $((DUR + 20)) "$LOAD" echo -prefix "$PREFIX" -addr "$eaddr" -d "${DUR}s"); then
+		record "$n" "$cse" echo_p50_us "$run" "${s% *}"
+		record "$n" "$cse" echo_p99_us "$run" "${s#* }"
+	fi
+	if [ "$cse" != haproxy ]; then
+		v=$(timeout $((DUR + 20)) "$LOAD" udp -prefix "$PREFIX" -n "$n" -addr "$eaddr" -c 32 -d "${DUR}s") &&
+			record "$n" "$cse" udp_pps "$run" "$v"
+	fi
+	if [ "$cse" != direct ]; then
+		read -r th pr rss < <(stats $(case_pids))
+		record "$n" "$cse" threads_load "$run" "$th"
+		stop_case
+	fi
+	log "$cse N=$n run $run: done"
+}
+
+log "mode $MODE: N in {$NS_LIST}, $RUNS runs, ${DUR}s per load, cases: $CASES"
+for n in $NS_LIST; do
+	for run in $(seq "$RUNS"); do
+		for cse in $CASES; do
+			measure "$cse" "$n" "$run"
+		done
+	done
+done
+
+echo
+echo "caddy-netns benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), mode $MODE, $(nproc) CPUs, $(uname -r), $RUNS runs x ${DUR}s"
+"$LOAD" report -raw "$raw" -out "$OUT.csv" -gomaxprocs "$(nproc)"
+echo
+echo "CSV: $OUT.csv (medians and ratios), $raw (every sample)"
