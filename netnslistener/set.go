@@ -112,6 +112,13 @@ type member struct {
 	cancel context.CancelFunc
 
 	stats memberStats
+
+	// Accepted connections not known to be closed yet, for counting open
+	// connections without wrapping them (a wrapper would take the
+	// kernel's splice path away from the proxy).
+	openMu   sync.Mutex
+	open     []syscall.Conn
+	openMark int
 }
 
 type memberStats struct {
@@ -480,6 +487,7 @@ func (m *member) acceptLoop(ln net.Listener) {
 		}
 		delay = 0
 		m.stats.accepted.Add(1)
+		m.track(c)
 		select {
 		case s.conns <- c:
 		case <-m.ctx.Done():
@@ -487,4 +495,40 @@ func (m *member) acceptLoop(ln net.Listener) {
 			return
 		}
 	}
+}
+
+// track remembers an accepted connection for openConns.
+func (m *member) track(c net.Conn) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return
+	}
+	m.openMu.Lock()
+	defer m.openMu.Unlock()
+	m.open = append(m.open, sc)
+	if len(m.open) > 2*m.openMark+64 {
+		m.pruneLocked()
+	}
+}
+
+// openConns returns how many accepted connections are still open.
+func (m *member) openConns() int {
+	m.openMu.Lock()
+	defer m.openMu.Unlock()
+	m.pruneLocked()
+	return len(m.open)
+}
+
+// pruneLocked forgets the connections that have been closed: a closed
+// conn's RawConn refuses Control.
+func (m *member) pruneLocked() {
+	kept := m.open[:0]
+	for _, sc := range m.open {
+		if rc, err := sc.SyscallConn(); err == nil && rc.Control(func(uintptr) {}) == nil {
+			kept = append(kept, sc)
+		}
+	}
+	clear(m.open[len(kept):])
+	m.open = kept
+	m.openMark = len(kept)
 }

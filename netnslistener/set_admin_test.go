@@ -14,9 +14,9 @@ import (
 	"github.com/caddy-netns/caddy-netns/netnslistener/nsadmin"
 )
 
-func getListeners(t *testing.T, admin *e2e.Admin) nsadmin.Response {
+func getListeners(t *testing.T, admin *e2e.Admin, query string) nsadmin.Response {
 	t.Helper()
-	resp, err := http.Get(admin.URL + "/netns/listeners")
+	resp, err := http.Get(admin.URL + "/netns/listeners" + query)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,8 +56,13 @@ func TestSetAdminEndpointAndMetrics(t *testing.T) {
 	}
 	expectAnswer(t, a, "udp", "127.0.0.1:8000", a)
 
-	r := getListeners(t, admin)
 	id := nstest.ID(t, a)
+	for _, l := range getListeners(t, admin, "?connections=kernel").Listeners {
+		if l.Namespace == a && l.Network == "tcp" && (l.OpenConnections == nil || *l.OpenConnections != 1) {
+			t.Errorf("kernel count of open connections: %v, want 1", l.OpenConnections)
+		}
+	}
+	r := getListeners(t, admin, "")
 	set := map[string]string{
 		"tcp": "netns/" + prefix + "*/tcp/127.0.0.1:8000",
 		"udp": "netns/" + prefix + "*/udp/127.0.0.1:8000",

@@ -17,9 +17,12 @@ type ListenerInfo struct {
 	// Sets lists the set addresses (netns/<pattern>/...) that this socket
 	// is a member of; empty for a socket only named directly.
 	Sets []string
-	// OpenConns is the number of TCP connections to this socket's port
-	// in its namespace as the kernel counts them (accepted or queued, not
-	// TIME_WAIT); -1 when not asked for, not TCP, or unknown.
+	// OpenConns is the number of connections accepted through a set from
+	// this socket and not closed yet. With kernel counts asked for, it is
+	// instead the number of TCP connections to this socket's port in its
+	// namespace as the kernel counts them (accepted or queued, not in
+	// TIME_WAIT), for every TCP socket. -1 when unknown (UDP, a socket
+	// outside sets without kernel counts, or a failed count).
 	OpenConns int
 	// Counters of the sets this socket is a member of (zero otherwise).
 	// Accepted counts TCP connections, Errors failed accepts, reads and
@@ -48,12 +51,14 @@ type memberKey struct {
 // Listeners lists every socket the netns network holds open in a
 // namespace, with set membership and counters, sorted by namespace,
 // network and address, and the namespaces that sets are still waiting
-// for. With conns, TCP sockets also get their open connection count (one
-// short namespace switch per socket).
-func Listeners(conns bool) ([]ListenerInfo, []WaitingInfo) {
+// for. With kernelConns, every TCP socket gets the kernel's count of open
+// connections to its port; that costs a namespace switch and a walk of the
+// kernel's TCP hash table per socket (milliseconds each).
+func Listeners(kernelConns bool) ([]ListenerInfo, []WaitingInfo) {
 	type memberView struct {
 		set   string
 		stats *memberStats
+		m     *member
 	}
 	byKey := map[memberKey][]memberView{}
 	var waiting []WaitingInfo
@@ -68,7 +73,7 @@ func Listeners(conns bool) ([]ListenerInfo, []WaitingInfo) {
 		s.mu.Lock()
 		for _, m := range s.members {
 			k := memberKey{m.id, s.key.network, s.key.address}
-			byKey[k] = append(byKey[k], memberView{name, &m.stats})
+			byKey[k] = append(byKey[k], memberView{name, &m.stats, m})
 		}
 		for entry, at := range s.waiting {
 			waiting = append(waiting, WaitingInfo{Set: name, Namespace: memberSpec(s.key.dir, entry),
@@ -99,8 +104,12 @@ func Listeners(conns bool) ([]ListenerInfo, []WaitingInfo) {
 			li.PacketsOut += mv.stats.packetsOut.Load()
 			li.BytesIn += mv.stats.bytesIn.Load()
 			li.BytesOut += mv.stats.bytesOut.Load()
+			if s := mv.m.set; s.stream {
+				li.OpenConns = max(li.OpenConns, 0) + mv.m.openConns()
+			}
 		}
-		if conns && isTCP(li.Network) {
+		if kernelConns && isTCP(li.Network) {
+			li.OpenConns = -1
 			if _, p, err := net.SplitHostPort(li.Address); err == nil {
 				if port, err := strconv.ParseUint(p, 10, 16); err == nil {
 					// The file may be closed meanwhile: then this

@@ -7,6 +7,7 @@ package nsadmin
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -23,8 +24,9 @@ func init() {
 // Admin is the admin API module admin.api.netns. It is not configured:
 // Caddy mounts every admin.api module on its admin endpoint.
 //
-//	GET /netns/listeners                  every namespace listener, with open TCP connections
-//	GET /netns/listeners?connections=0    the same without counting connections (cheaper)
+//	GET /netns/listeners                      every namespace listener and the namespaces sets wait for
+//	GET /netns/listeners?connections=kernel   open TCP connections counted by the kernel, for every
+//	                                          TCP socket (a few milliseconds per socket)
 //
 // It also registers the caddy_netns_* metrics (see Collector) with the
 // config's metrics registry, which the admin /metrics endpoint serves.
@@ -73,8 +75,10 @@ type Listener struct {
 	Handles int `json:"handles"`
 	// Sets are the set addresses this socket is a member of.
 	Sets []string `json:"sets,omitempty"`
-	// OpenConnections is the kernel's count of TCP connections to this
-	// port in the namespace; absent for UDP or when not counted.
+	// OpenConnections is the number of connections accepted through a
+	// set from this socket and still open (with connections=kernel: the
+	// kernel's count of TCP connections to this port in the namespace);
+	// absent when unknown (UDP, or a socket outside sets).
 	OpenConnections *int `json:"open_connections,omitempty"`
 	// Counters of set members (see netnslistener.ListenerInfo).
 	Accepted   uint64 `json:"accepted"`
@@ -104,12 +108,16 @@ func (a *Admin) listeners(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet {
 		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: errors.New("method not allowed")}
 	}
-	conns := true
-	switch r.URL.Query().Get("connections") {
-	case "0", "false", "no":
-		conns = false
+	kernel := false
+	switch q := r.URL.Query().Get("connections"); q {
+	case "", "tracked":
+	case "kernel":
+		kernel = true
+	default:
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest,
+			Err: fmt.Errorf("connections=%q: want tracked (the default) or kernel", q)}
 	}
-	lis, waits := netnslistener.Listeners(conns)
+	lis, waits := netnslistener.Listeners(kernel)
 	resp := Response{Listeners: make([]Listener, 0, len(lis)), Waiting: make([]Waiting, 0, len(waits))}
 	for _, li := range lis {
 		l := Listener{

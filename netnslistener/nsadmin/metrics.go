@@ -12,7 +12,7 @@ import (
 // network, address):
 //
 //	caddy_netns_listener_info                  1 for every open socket
-//	caddy_netns_connections_open               TCP connections to it, as the kernel counts them
+//	caddy_netns_connections_open               TCP connections accepted through a set and still open
 //	caddy_netns_connections_accepted_total     TCP connections accepted through a set
 //	caddy_netns_errors_total                   failed accepts, reads and writes through a set
 //	caddy_netns_packets_total{direction}       UDP datagrams through a set, in (from clients) or out
@@ -20,8 +20,7 @@ import (
 //
 // Counters cover set members (the set sees every accept and datagram);
 // TCP payload bytes are not counted, since that would take the kernel's
-// splice path away from the proxy. connections_open costs one short
-// namespace switch per TCP socket at each scrape.
+// splice path away from the proxy.
 type Collector struct{}
 
 var (
@@ -29,7 +28,7 @@ var (
 	dirLabel = append(append([]string(nil), labels...), "direction")
 
 	descInfo     = prometheus.NewDesc("caddy_netns_listener_info", "A socket the netns network holds open in a namespace.", labels, nil)
-	descOpen     = prometheus.NewDesc("caddy_netns_connections_open", "TCP connections to the listener's port in its namespace, as the kernel counts them.", labels, nil)
+	descOpen     = prometheus.NewDesc("caddy_netns_connections_open", "TCP connections accepted through a namespace set and still open.", labels, nil)
 	descAccepted = prometheus.NewDesc("caddy_netns_connections_accepted_total", "TCP connections accepted through a namespace set.", labels, nil)
 	descErrors   = prometheus.NewDesc("caddy_netns_errors_total", "Failed accepts, reads and writes through a namespace set.", labels, nil)
 	descPackets  = prometheus.NewDesc("caddy_netns_packets_total", "UDP datagrams through a namespace set.", dirLabel, nil)
@@ -45,7 +44,7 @@ func (Collector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect sends the current values.
 func (Collector) Collect(ch chan<- prometheus.Metric) {
-	lis, _ := netnslistener.Listeners(true)
+	lis, _ := netnslistener.Listeners(false)
 	for _, li := range lis {
 		lv := []string{li.Namespace, strconv.FormatUint(li.NamespaceID.Ino, 10), li.Network, li.Address}
 		ch <- prometheus.MustNewConstMetric(descInfo, prometheus.GaugeValue, 1, lv...)
