@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-netns/caddy-netns/netnslistener/nsenter"
+	"github.com/caddy-netns/caddy-netns/netnslistener/nspolicy"
 	"github.com/caddy-netns/caddy-netns/netnslistener/nswatch"
 )
 
@@ -83,10 +85,11 @@ type nsSet struct {
 	conns   chan net.Conn
 	packets chan *dgram
 
-	// cfg is the Caddy context of the latest config that asked for the
-	// set (guarded by sets); members are opened with it so that the
-	// config's rules for namespaces apply to them.
-	cfg *caddy.Context
+	// handles are the open handles, oldest first (guarded by sets).
+	// Members are opened in the Caddy context of the newest one, so that
+	// its config's allow list of namespaces applies to them.
+	handles       []*handleBase
+	policyChanged chan struct{}
 
 	// Written only by the reconcile loop, under mu; read by others
 	// under mu (the loop itself reads without it).
@@ -165,6 +168,14 @@ func listenSet(ctx context.Context, a Address, portOffset uint) (any, error) {
 	}
 	key := setKey{dir: dir, glob: glob, network: a.Network, address: a.HostPort(portOffset)}
 
+	h, base, err := newHandle(key, stream)
+	if err != nil {
+		return nil, err
+	}
+	if cc, ok := ctx.(caddy.Context); ok {
+		base.cfg = &cc
+	}
+
 	sets.Lock()
 	s := sets.m[key]
 	created := s == nil
@@ -173,7 +184,8 @@ func listenSet(ctx context.Context, a Address, portOffset uint) (any, error) {
 		sets.m[key] = s
 	}
 	s.refs++
-	s.setConfig(ctx)
+	base.set = s
+	s.handles = append(s.handles, base)
 	sets.Unlock()
 	if created {
 		// Listen in the namespaces that are already there before the
@@ -181,16 +193,10 @@ func listenSet(ctx context.Context, a Address, portOffset uint) (any, error) {
 		notify, unsubscribe := nswatch.Subscribe(dir)
 		s.reconcile(time.Now())
 		go s.run(notify, unsubscribe)
+	} else {
+		s.configChanged()
 	}
-
-	h, err := s.newHandle()
-	if err != nil {
-		s.release()
-		return nil, err
-	}
-	if c, ok := h.(interface{ Close() error }); ok {
-		context.AfterFunc(ctx, func() { _ = c.Close() })
-	}
+	context.AfterFunc(ctx, base.close)
 	return h, nil
 }
 
@@ -200,7 +206,7 @@ func newSet(key setKey, a Address, port uint, stream bool) *nsSet {
 		key: key, pattern: a.Namespace, addr: a, port: port, stream: stream,
 		log: logger().With(zap.String("netns", a.Namespace), zap.String("network", key.network),
 			zap.String("address", key.address)),
-		ctx: ctx, cancel: cancel, done: make(chan struct{}),
+		ctx: ctx, cancel: cancel, done: make(chan struct{}), policyChanged: make(chan struct{}, 1),
 		members: map[string]*member{}, waiting: map[string]*attempt{},
 	}
 	if stream {
@@ -211,19 +217,27 @@ func newSet(key setKey, a Address, port uint, stream bool) *nsSet {
 	return s
 }
 
-// setConfig remembers the Caddy context of the config asking for the set.
-// Called with sets locked.
-func (s *nsSet) setConfig(ctx context.Context) {
-	if cc, ok := ctx.(caddy.Context); ok {
-		s.cfg = &cc
+// configChanged tells the run loop that the latest config holding the set
+// may have changed, so its rules for namespaces may have too.
+func (s *nsSet) configChanged() {
+	select {
+	case s.policyChanged <- struct{}{}:
+	default:
 	}
 }
 
 // listenContext returns the context to open a member with: ctx, carried in
-// the latest config's Caddy context when there is one.
+// the Caddy context of the latest config holding the set, so that the
+// config's allow list of namespaces applies.
 func (s *nsSet) listenContext(ctx context.Context) context.Context {
 	sets.Lock()
-	cfg := s.cfg
+	var cfg *caddy.Context
+	for _, h := range slices.Backward(s.handles) {
+		if h.cfg != nil {
+			cfg = h.cfg
+			break
+		}
+	}
 	sets.Unlock()
 	if cfg == nil {
 		return ctx
@@ -235,18 +249,42 @@ func (s *nsSet) listenContext(ctx context.Context) context.Context {
 
 // release drops a handle's reference; the last one stops the set and
 // closes every member before returning.
-func (s *nsSet) release() {
+func (s *nsSet) release(h *handleBase) {
 	sets.Lock()
 	s.refs--
+	s.handles = slices.DeleteFunc(s.handles, func(x *handleBase) bool { return x == h })
 	last := s.refs == 0
 	if last && sets.m[s.key] == s {
 		delete(sets.m, s.key)
 	}
 	sets.Unlock()
-	if last {
-		s.cancel()
-		<-s.done
+	if !last {
+		s.configChanged()
+		return
 	}
+	s.cancel()
+	<-s.done
+}
+
+// revalidate closes the members that the latest config's allow list
+// refuses, and lets waiting namespaces be tried again at once under it.
+// Allowed members keep their sockets.
+func (s *nsSet) revalidate(now time.Time) {
+	pol, err := nspolicy.For(s.listenContext(s.ctx))
+	if err != nil {
+		s.log.Error("namespace allow list", zap.Error(err))
+		return
+	}
+	for _, m := range s.members {
+		if err := pol.Allows(m.spec); err != nil {
+			s.remove(m, "not allowed by the config's namespace allow list")
+		}
+	}
+	s.mu.Lock()
+	for _, at := range s.waiting {
+		at.next = now
+	}
+	s.mu.Unlock()
 }
 
 // run follows the directory until the set is stopped.
@@ -266,6 +304,8 @@ func (s *nsSet) run(notify <-chan struct{}, unsubscribe func()) {
 			return
 		case <-notify:
 		case <-t.C:
+		case <-s.policyChanged:
+			s.revalidate(time.Now())
 		}
 		t.Reset(s.reconcile(time.Now()))
 	}

@@ -86,7 +86,8 @@ func TestSetFollowsNamespacesLive(t *testing.T) {
 		b := startNSBackend(t, ns, "127.0.0.1:9000", ns)
 		id := nstest.ID(t, ns)
 		eventually(t, 5*time.Second, ns+" answers over tcp", func() bool {
-			return poolHas(id, "tcp", "127.0.0.1:8000") && answers(ns, "tcp", "127.0.0.1:8000")
+			return poolHas(id, "tcp", "127.0.0.1:8000") && poolHas(id, "udp", "127.0.0.1:8000") &&
+				answers(ns, "tcp", "127.0.0.1:8000")
 		})
 		t.Logf("%s: listening and answering %v after `ip netns add`", ns, time.Since(start).Round(time.Millisecond))
 		expectAnswer(t, ns, "udp", "127.0.0.1:8000", ns)
@@ -222,4 +223,40 @@ func TestSetWaitsUntilFileIsNamespace(t *testing.T) {
 	// Reached from inside the mounted namespace (src), answered there.
 	expectAnswer(t, src, "tcp", "127.0.0.1:8000", late)
 	expectAnswer(t, src, "udp", "127.0.0.1:8000", late)
+}
+
+// A set opens members under the namespace allow list (the netns app) of
+// the newest config that holds it: a reload that narrows the list closes
+// the members it refuses and keeps the others' sockets; widening it again
+// brings them back.
+func TestSetFollowsAllowList(t *testing.T) {
+	nstest.Require(t)
+	admin := e2e.Start(t)
+	prefix := setPrefix()
+	a, b := prefix+"a", prefix+"b"
+	addNamed(t, a, b)
+	startNSBackend(t, a, "127.0.0.1:9000", a)
+	startNSBackend(t, b, "127.0.0.1:9000", b)
+	open := setConfig(admin, "set", prefix+"*", "127.0.0.1:8000")
+	narrow := strings.Replace(open, `"apps":{`, `"apps":{"netns":{"allow":["`+a+`"]},`, 1)
+
+	admin.MustLoad(t, open, "json")
+	expectAnswer(t, b, "tcp", "127.0.0.1:8000", b)
+	idA, idB := nstest.ID(t, a), nstest.ID(t, b)
+	since := socketSince(t, idA, "tcp", "127.0.0.1:8000")
+
+	admin.MustLoad(t, narrow, "json")
+	eventually(t, 5*time.Second, b+" closed under the narrower allow list", func() bool {
+		return !poolHas(idB, "tcp", "127.0.0.1:8000") && !poolHas(idB, "udp", "127.0.0.1:8000")
+	})
+	expectNoAnswer(t, b, "tcp", "127.0.0.1:8000")
+	expectAnswer(t, a, "udp", "127.0.0.1:8000", a)
+	if got := socketSince(t, idA, "tcp", "127.0.0.1:8000"); !got.Equal(since) {
+		t.Errorf("the allowed member's socket was re-opened")
+	}
+
+	admin.MustLoad(t, open, "json")
+	eventually(t, 5*time.Second, b+" back under the open list", func() bool {
+		return answers(b, "tcp", "127.0.0.1:8000")
+	})
 }

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
+
 	"github.com/caddy-netns/caddy-netns/netnslistener/nsenter"
 )
 
@@ -69,25 +71,26 @@ type dgram struct {
 }
 
 // newHandle returns a listener (streams) or packet conn (datagrams) for one
-// user of the set. Closing it returns its reference.
-func (s *nsSet) newHandle() (any, error) {
-	hp := s.key.address
-	if s.stream {
-		var addr net.Addr = setNetAddr{s.key.network, hp}
-		if ta, err := net.ResolveTCPAddr(s.key.network, hp); err == nil && isTCP(s.key.network) {
+// user of a set, and its base, whose set the caller fills in. Closing the
+// handle returns its reference.
+func newHandle(key setKey, stream bool) (any, *handleBase, error) {
+	hp := key.address
+	if stream {
+		var addr net.Addr = setNetAddr{key.network, hp}
+		if ta, err := net.ResolveTCPAddr(key.network, hp); err == nil && isTCP(key.network) {
 			addr = ta
 		}
 		l := &setListener{addr: addr}
-		l.set, l.closed = s, make(chan struct{})
-		return l, nil
+		l.closed = make(chan struct{})
+		return l, &l.handleBase, nil
 	}
-	ua, err := net.ResolveUDPAddr(s.key.network, hp)
+	ua, err := net.ResolveUDPAddr(key.network, hp)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	c := &setPacketConn{addr: ua, wake: make(chan struct{})}
-	c.set, c.closed = s, make(chan struct{})
-	return c, nil
+	c.closed = make(chan struct{})
+	return c, &c.handleBase, nil
 }
 
 func isTCP(network string) bool {
@@ -102,6 +105,7 @@ func (a setNetAddr) String() string  { return a.address }
 
 type handleBase struct {
 	set       *nsSet
+	cfg       *caddy.Context // the config the handle belongs to, if known
 	closeOnce sync.Once
 	closed    chan struct{}
 }
@@ -109,7 +113,7 @@ type handleBase struct {
 func (h *handleBase) close() {
 	h.closeOnce.Do(func() {
 		close(h.closed)
-		h.set.release()
+		h.set.release(h)
 	})
 }
 
