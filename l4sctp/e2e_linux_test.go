@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -416,6 +418,23 @@ func TestProxyPassesShutdownAndAbort(t *testing.T) {
 			t.Errorf("client read: %v, want an abort", err)
 		}
 	})
+	// Every association has ended, so has every relay.
+	waitNoHandlers(t)
+}
+
+// waitNoHandlers waits until no association handler runs in this process
+// (Caddy's included), and fails the test if one is still there after 20s.
+func waitNoHandlers(t *testing.T) {
+	t.Helper()
+	buf := make([]byte, 4<<20)
+	for range 200 {
+		stacks := string(buf[:runtime.Stack(buf, true)])
+		if !strings.Contains(stacks, "l4sctp.(*Server).handle") {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Errorf("association handlers still running after their associations ended:\n%s", buf[:runtime.Stack(buf, true)])
 }
 
 // Unreachable upstreams (nothing listening, a missing namespace) are
@@ -442,6 +461,11 @@ func TestProxyFailsOver(t *testing.T) {
 	if err := readEnd(c2); !errors.Is(err, sctpnet.ErrAborted) {
 		t.Fatalf("client of a proxy with no reachable upstream read %v, want an abort", err)
 	}
+	c.Shutdown()
+	if err := readEnd(c); !errors.Is(err, io.EOF) {
+		t.Errorf("after shutdown the client read %v, want io.EOF", err)
+	}
+	waitNoHandlers(t)
 }
 
 // An association open through a reload keeps working with the upstream it

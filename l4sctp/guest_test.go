@@ -15,6 +15,7 @@ var guestPackages = []string{
 	".",
 	"./internal/sctptest",
 	"./sctpnet",
+	"./sctprelay",
 }
 
 // TestSCTPGuest runs the SCTP test packages inside the qemu guest when the

@@ -96,28 +96,32 @@ func (p *Proxy) HandleSCTP(c *sctpnet.Conn) error {
 		return err
 	}
 	cfg := sctpnet.Config{OutStreams: max(in, 1), MaxInStreams: max(out, 1)}
-	var errs []error
+	tried := 0
 	for _, u := range p.Upstreams {
 		for _, t := range u.targets {
+			tried++
 			ctx, cancel := context.WithTimeout(context.Background(), time.Duration(p.DialTimeout))
 			up, err := dial(ctx, t, cfg)
 			cancel()
 			if err != nil {
-				p.logger.Debug("upstream unreachable", zap.Stringer("upstream", t), zap.Error(err))
-				errs = append(errs, fmt.Errorf("upstream %s: %w", t, err))
+				p.logger.Warn("upstream unreachable", zap.Stringer("remote", c.RemoteAddr()),
+					zap.Stringer("upstream", t), zap.Error(err))
 				continue
 			}
 			res := sctprelay.Relay(c, up)
 			p.logger.Debug("relay ended", zap.Stringer("remote", c.RemoteAddr()), zap.Stringer("upstream", t),
 				zap.Int64("messages_up", res.AToB.Messages), zap.Int64("bytes_up", res.AToB.Bytes),
-				zap.Int64("messages_down", res.BToA.Messages), zap.Int64("bytes_down", res.BToA.Bytes),
-				zap.Error(res.Err))
+				zap.Int64("messages_down", res.BToA.Messages), zap.Int64("bytes_down", res.BToA.Bytes))
 			return res.Err
 		}
 	}
 	_ = c.Abort()
-	return fmt.Errorf("no upstream reachable, association aborted: %w", errors.Join(errs...))
+	return fmt.Errorf("%w (%d addresses tried), association aborted", ErrNoUpstream, tried)
 }
+
+// ErrNoUpstream is returned by Proxy.HandleSCTP when no upstream address
+// accepted the association; each failed attempt is logged as a warning.
+var ErrNoUpstream = errors.New("no upstream reachable")
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
 //

@@ -49,7 +49,7 @@ func Relay(a, b *sctpnet.Conn) Result {
 		once sync.Once
 	)
 	fail := func(err error) { once.Do(func() { res.Err = err }) }
-	wg.Add(2)
+	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		res.AToB = forward(b, a, fail)
