@@ -57,12 +57,15 @@ func (a *admin) adminJSON() string {
 }
 
 // load posts a JSON config to /load, forced even when unchanged.
-func (a *admin) load(config string) error {
+func (a *admin) load(config string) error { return a.loadAs(config, "application/json") }
+
+// loadAs posts a config of the given content type (text/caddyfile).
+func (a *admin) loadAs(config, contentType string) error {
 	req, err := http.NewRequest(http.MethodPost, a.url+"/load", strings.NewReader(config))
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("Cache-Control", "must-revalidate")
 	resp, err := (&http.Client{Timeout: 2 * time.Minute}).Do(req)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/caddy-netns/caddy-netns/l4sctp/internal/sctptest"
 	"github.com/caddy-netns/caddy-netns/l4sctp/sctpnet"
+	"github.com/caddy-netns/caddy-netns/netnslistener"
 )
 
 // The tests below drive the sctp app in a Caddy running in this process
@@ -304,13 +305,16 @@ func TestProxyCarriesMessagesBothWays(t *testing.T) {
 	}
 }
 
-// The echo handler answers every message with itself.
-func TestEchoHandler(t *testing.T) {
+// The echo handler, configured with a Caddyfile, answers every message
+// with itself.
+func TestEchoHandlerFromCaddyfile(t *testing.T) {
 	a := requireGuestSetup(t)
 	ns := sctptest.NewNetns(t, "")
-	a.mustLoad(t, a.sctpConfig(map[string]string{
-		"echo": fmt.Sprintf(`{"listen":[%q],"routes":[{"handle":[{"handler":"echo"}]}]}`, nsListen(ns, ":7")),
-	}, ""))
+	caddyfile := fmt.Sprintf("{\n\tadmin %s\n\tsctp {\n\t\t%s {\n\t\t\troute {\n\t\t\t\techo\n\t\t\t}\n\t\t}\n\t}\n}\n",
+		strings.TrimPrefix(a.url, "http://"), nsListen(ns, ":7"))
+	if err := a.loadAs(caddyfile, "text/caddyfile"); err != nil {
+		t.Fatalf("%v\n%s", err, caddyfile)
+	}
 	c := mustDial(t, ns, "127.0.0.1:7")
 	exchange(t, c, makeSpecs(24, 4, 5000), 0, true)
 }
@@ -502,6 +506,15 @@ func TestReloadKeepsAssociations(t *testing.T) {
 		fresh = mustDial(t, nsC, "127.0.0.1:38412")
 		ping(t, fresh, msg(), 100000)
 		fresh.Shutdown()
+		var shared []netnslistener.Socket
+		for _, s := range netnslistener.Sockets() {
+			if s.Namespace == nsC.Name && s.Network == "sctp" {
+				shared = append(shared, s)
+			}
+		}
+		if len(shared) != 1 || shared[0].Handles != 1 {
+			t.Errorf("after reload %d the pool holds %+v, want one socket with one handle", i, shared)
+		}
 		t.Logf("reload round %d: the held association and new ones work", i)
 	}
 	exchange(t, c, specs[next:next+24], 100000, false)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -43,12 +44,22 @@ func TestLoadWithoutKernelSCTPFailsClearly(t *testing.T) {
 		t.Fatalf("before: %q", got)
 	}
 
-	for _, listen := range []string{"sctp/127.0.0.1:38412", "sctp6/[::1]:38412"} {
+	listens := []string{"sctp/127.0.0.1:38412", "sctp6/[::1]:38412"}
+	if os.Geteuid() == 0 {
+		ns, err := sctptest.CreateNetns("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ns.Delete()
+		listens = append(listens, "netns/"+ns.Name+"/sctp/:38412")
+	}
+	for _, listen := range listens {
 		cfg := a.sctpConfig(map[string]string{"n2": proxyServer([]string{listen}, "sctp/127.0.0.1:38413")}, httpApp)
 		err := a.load(cfg)
 		if err == nil {
 			t.Fatalf("%s: load succeeded without kernel SCTP", listen)
 		}
+		t.Logf("%s: %v", listen, err)
 		for _, want := range []string{"no SCTP support", "protocol not supported", listen} {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("%s: load error %q does not mention %q", listen, err, want)
