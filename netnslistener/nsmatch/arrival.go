@@ -9,7 +9,10 @@
 // hands handlers a per-client pseudo connection over the server's shared
 // socket; that socket is the one the netns listener opened in the
 // namespace, and it is found through the pseudo connection's embedded
-// PacketConn. The identity (device, inode) is then named through the
+// PacketConn. A namespace set (netns/<pattern>/udp/...) shares one handle
+// among the sockets of many namespaces; there the connection's remote
+// address, a *netnslistener.SetAddr, names the member socket the datagram
+// came in on. The identity (device, inode) is then named through the
 // namespaces the netns listener pool knows.
 package nsmatch
 
