@@ -519,3 +519,48 @@ func TestReloadKeepsAssociations(t *testing.T) {
 	}
 	exchange(t, c, specs[next:next+24], 100000, false)
 }
+
+// IPv6 addresses in brackets work for listening and dialing, in Caddy's
+// namespace and inside namespaces.
+func TestProxyIPv6(t *testing.T) {
+	a := requireGuestSetup(t)
+	nsC, nsU := sctptest.NewNetns(t, ""), sctptest.NewNetns(t, "")
+	specs := makeSpecs(8, 3, 3000)
+	ln, err := sctpnet.Listen(context.Background(), nsU.Socket, "sctp6", "[::1]:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	serve := replier(t, specs, 100000, nil)
+	go func() {
+		for {
+			c, err := ln.AcceptConn(context.Background())
+			if err != nil {
+				return
+			}
+			go serve(c)
+		}
+	}()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	up := fmt.Sprintf("netns/[%s/sctp6/::1]:%s", nsU.Name, port)
+	a.mustLoad(t, a.sctpConfig(map[string]string{
+		"v6": proxyServer([]string{fmt.Sprintf("netns/[%s/sctp6/::1]:38412", nsC.Name), "sctp6/[::1]:38430"}, up),
+	}, ""))
+	for _, tc := range []struct {
+		ns   *sctptest.Netns
+		addr string
+	}{{nsC, "[::1]:38412"}, {nil, "[::1]:38430"}} {
+		var socket sctpnet.SocketFunc
+		if tc.ns != nil {
+			socket = tc.ns.Socket
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		c, err := sctpnet.Config{OutStreams: clientStreams}.Dial(ctx, socket, "sctp6", tc.addr)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		exchange(t, c, specs, 100000, false)
+		c.Close()
+	}
+}
