@@ -197,6 +197,9 @@ func listenSet(ctx context.Context, a Address, portOffset uint) (any, error) {
 		s.configChanged()
 	}
 	context.AfterFunc(ctx, base.close)
+	if ln, ok := h.(net.Listener); ok {
+		return wrapSetListener(a.Network, ln), nil
+	}
 	return h, nil
 }
 
