@@ -351,16 +351,31 @@ func (s *nsSet) reconcile(now time.Time) time.Duration {
 		}
 	}
 
+	pol, err := nspolicy.For(s.listenContext(s.ctx))
+	if err != nil {
+		s.log.Error("namespace allow list", zap.Error(err))
+		return next
+	}
 	for name := range names {
 		if s.members[name] != nil {
 			continue
 		}
 		at := s.waiting[name]
+		if pol.Allows(memberSpec(s.key.dir, name)) != nil {
+			// Outside the config's allow list: not a member, not
+			// waiting either.
+			if at != nil {
+				s.mu.Lock()
+				delete(s.waiting, name)
+				s.mu.Unlock()
+			}
+			continue
+		}
 		if at != nil && now.Before(at.next) {
 			next = min(next, at.next.Sub(now))
 			continue
 		}
-		err := s.add(name, now)
+		err := s.add(pol, name, now)
 		if err == nil {
 			if at != nil {
 				s.mu.Lock()
@@ -415,9 +430,9 @@ func (s *nsSet) failed(name string, at *attempt, err error, now time.Time) {
 var errNamespaceMoved = errors.New("namespace file changed while its socket was being opened")
 
 // add opens the member for entry name.
-func (s *nsSet) add(name string, now time.Time) error {
+func (s *nsSet) add(pol *nspolicy.Policy, name string, now time.Time) error {
 	spec := memberSpec(s.key.dir, name)
-	ns, err := nsenter.Open(spec)
+	ns, err := pol.Open(spec)
 	if err != nil {
 		return err
 	}
@@ -471,7 +486,7 @@ func (s *nsSet) add(name string, now time.Time) error {
 	s.mu.Lock()
 	s.members[name] = m
 	s.mu.Unlock()
-	s.log.Info("listening in namespace", zap.String("member", spec), zap.Stringer("netns_id", id))
+	s.log.Debug("listening in namespace", zap.String("member", spec), zap.Stringer("netns_id", id))
 	return nil
 }
 
@@ -487,7 +502,7 @@ func (s *nsSet) removeLocked(m *member, why string) {
 	}
 	m.cancel()
 	closeHandle(m.handle)
-	s.log.Info("stopped listening in namespace", zap.String("member", m.spec),
+	s.log.Debug("stopped listening in namespace", zap.String("member", m.spec),
 		zap.Stringer("netns_id", m.id), zap.String("reason", why))
 }
 

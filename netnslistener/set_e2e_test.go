@@ -251,6 +251,11 @@ func TestSetFollowsAllowList(t *testing.T) {
 	})
 	expectNoAnswer(t, b, "tcp", "127.0.0.1:8000")
 	expectAnswer(t, a, "udp", "127.0.0.1:8000", a)
+	for _, w := range getListeners(t, admin, "").Waiting {
+		if w.Namespace == b {
+			t.Errorf("a namespace outside the allow list is listed as waiting: %+v", w)
+		}
+	}
 	if got := socketSince(t, idA, "tcp", "127.0.0.1:8000"); !got.Equal(since) {
 		t.Errorf("the allowed member's socket was re-opened")
 	}
