@@ -91,3 +91,29 @@ func TestSetHTTPApp(t *testing.T) {
 		}
 	}
 }
+
+// The netns matcher takes patterns too: one set, routed by a glob of its
+// members' names, over tcp and udp.
+func TestSetMatcherPattern(t *testing.T) {
+	nstest.Require(t)
+	admin := e2e.Start(t)
+	prefix := setPrefix()
+	a1, a2, b := prefix+"a1", prefix+"a2", prefix+"b"
+	addNamed(t, a1, a2, b)
+	for _, ns := range []string{a1, a2, b} {
+		startNSBackend(t, ns, "127.0.0.1:9000", ns)
+	}
+	admin.MustLoad(t, fmt.Sprintf(`{%s,"apps":{"layer4":{"servers":{"set":{
+		"listen":["netns/%[2]s*/tcp/127.0.0.1:8000","netns/%[2]s*/udp/127.0.0.1:8000"],
+		"routes":[
+			{"match":[{"netns":["%[2]sa*"]}],
+			 "handle":[{"handler":"netns_proxy","upstreams":[{"dial":"netns/{l4.netns.name}/{l4.netns.network}/127.0.0.1:9000"}]}]},
+			{"handle":[{"handler":"echo"}]}]}}}}}`, admin.WithAdmin(), prefix), "json")
+	for _, network := range []string{"tcp", "udp"} {
+		expectAnswer(t, a1, network, "127.0.0.1:8000", a1)
+		expectAnswer(t, a2, network, "127.0.0.1:8000", a2)
+		if got, err := ask(b, network, "127.0.0.1:8000", "ping"); got != "ping" {
+			t.Errorf("%s in %s (not matched: echo): %q, %v", network, b, got, err)
+		}
+	}
+}

@@ -20,10 +20,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/mholt/caddy-l4/layer4"
@@ -60,15 +62,23 @@ type Arrival struct {
 }
 
 // Is reports whether the connection arrived in the namespace spec names (a
-// bare name or a path), as the listen addresses wrote it.
+// bare name or a path), as the listen addresses wrote it. A spec with the
+// wildcards * or ? is a pattern, as in set addresses (tenant-* matches
+// every name under /var/run/netns that starts with tenant-).
 func (a Arrival) Is(spec string) bool {
 	p, err := nsenter.Path(spec)
 	if err != nil {
 		return false
 	}
+	glob := strings.ContainsAny(spec, "*?")
 	for _, q := range a.Paths {
 		if q == p {
 			return true
+		}
+		if glob {
+			if ok, _ := path.Match(p, q); ok {
+				return true
+			}
 		}
 	}
 	return false

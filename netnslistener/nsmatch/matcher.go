@@ -18,7 +18,9 @@ func init() {
 // the namespace of the listening socket, as named in a netns listen address
 // (netns/<namespace>/<network>/<host>:<port>). Each entry is a name under
 // /var/run/netns or an absolute path to a namespace file; a name and the
-// path of the same file are the same entry. Connections on listeners
+// path of the same file are the same entry. An entry with * or ? is a
+// pattern, as in set addresses: tenant-* matches every namespace whose
+// name starts with tenant-. Connections on listeners
 // outside netns addresses match no entry.
 //
 // JSON: "netns": ["ns1", "/var/run/netns/ns2"]
