@@ -65,6 +65,8 @@ func (a *admin) loadAs(config, contentType string) error {
 	if err != nil {
 		return err
 	}
+	// Caddy restarts its admin server on loads: no connection reuse.
+	req.Close = true
 	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("Cache-Control", "must-revalidate")
 	resp, err := (&http.Client{Timeout: 2 * time.Minute}).Do(req)

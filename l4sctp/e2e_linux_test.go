@@ -521,7 +521,7 @@ func TestReloadKeepsAssociations(t *testing.T) {
 }
 
 // IPv6 addresses in brackets work for listening and dialing, in Caddy's
-// namespace and inside namespaces.
+// namespace and inside namespaces; sctp/:port listens dual-stack.
 func TestProxyIPv6(t *testing.T) {
 	a := requireGuestSetup(t)
 	nsC, nsU := sctptest.NewNetns(t, ""), sctptest.NewNetns(t, "")
@@ -544,18 +544,18 @@ func TestProxyIPv6(t *testing.T) {
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	up := fmt.Sprintf("netns/[%s/sctp6/::1]:%s", nsU.Name, port)
 	a.mustLoad(t, a.sctpConfig(map[string]string{
-		"v6": proxyServer([]string{fmt.Sprintf("netns/[%s/sctp6/::1]:38412", nsC.Name), "sctp6/[::1]:38430"}, up),
+		"v6": proxyServer([]string{fmt.Sprintf("netns/[%s/sctp6/::1]:38412", nsC.Name), "sctp6/[::1]:38430", "sctp/:38431"}, up),
 	}, ""))
 	for _, tc := range []struct {
 		ns   *sctptest.Netns
 		addr string
-	}{{nsC, "[::1]:38412"}, {nil, "[::1]:38430"}} {
+	}{{nsC, "[::1]:38412"}, {nil, "[::1]:38430"}, {nil, "[::1]:38431"}, {nil, "127.0.0.1:38431"}} {
 		var socket sctpnet.SocketFunc
 		if tc.ns != nil {
 			socket = tc.ns.Socket
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		c, err := sctpnet.Config{OutStreams: clientStreams}.Dial(ctx, socket, "sctp6", tc.addr)
+		c, err := sctpnet.Config{OutStreams: clientStreams}.Dial(ctx, socket, "sctp", tc.addr)
 		cancel()
 		if err != nil {
 			t.Fatal(err)
