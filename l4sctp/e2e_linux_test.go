@@ -564,3 +564,76 @@ func TestProxyIPv6(t *testing.T) {
 		c.Close()
 	}
 }
+
+// Many associations at once each get their own answers, and every relay
+// ends with its association.
+func TestProxyManyAssociations(t *testing.T) {
+	a := requireGuestSetup(t)
+	nsC, nsU := sctptest.NewNetns(t, ""), sctptest.NewNetns(t, "")
+	const clients = 30
+	// Each client has its own PPID range, so a message crossing over to
+	// another association is caught by both ends' checks.
+	all := makeSpecs(clients*6, 3, 20000)
+	for i := range all {
+		all[i].size = min(all[i].size, 5000) // many small associations, not volume
+	}
+	up := startUpstream(t, nsU, replier(t, all, 100000, nil))
+	a.mustLoad(t, a.sctpConfig(map[string]string{
+		"ns": proxyServer([]string{nsListen(nsC, "127.0.0.1:38412")}, nsDial(nsU, up.addr)),
+	}, ""))
+	errs := make(chan error, clients)
+	for i := range clients {
+		go func() {
+			c, err := dialFrom(t, nsC, "127.0.0.1:38412")
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			mine := all[i*6 : i*6+6]
+			for _, s := range mine {
+				if _, err := c.WriteMsg(s.payload(), s.info); err != nil {
+					errs <- err
+					return
+				}
+			}
+			c.SetReadDeadline(time.Now().Add(2 * time.Minute))
+			got := 0
+			for range mine {
+				msg, info, err := c.ReadMessage(nil)
+				if err != nil {
+					errs <- fmt.Errorf("client %d after %d answers: %w", i, got, err)
+					return
+				}
+				n := info.PPIDNumber() - 100000
+				if n < 20000+uint32(i*6) || n >= 20000+uint32(i*6+6) {
+					errs <- fmt.Errorf("client %d got message with PPID %d of another association", i, n)
+					return
+				}
+				if len(msg) != all[n-20000].size {
+					errs <- fmt.Errorf("client %d: message %d has %d bytes", i, n-20000, len(msg))
+					return
+				}
+				got++
+			}
+			if err := c.Shutdown(); err != nil {
+				errs <- err
+				return
+			}
+			errs <- readEndEOF(c)
+		}()
+	}
+	for range clients {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	waitNoHandlers(t)
+}
+
+func readEndEOF(c *sctpnet.Conn) error {
+	if err := readEnd(c); !errors.Is(err, io.EOF) {
+		return fmt.Errorf("after shutdown: %v, want io.EOF", err)
+	}
+	return nil
+}
