@@ -13,6 +13,7 @@ import (
 	"github.com/caddy-netns/caddy-netns/l4sctp/sctpnet"
 	"github.com/caddy-netns/caddy-netns/netnslistener"
 	"github.com/caddy-netns/caddy-netns/netnslistener/nsenter"
+	"github.com/caddy-netns/caddy-netns/netnslistener/nspolicy"
 )
 
 // registerInner makes netns/<namespace>/sctp/<host>:<port> (and sctp4,
@@ -91,10 +92,10 @@ func listenOwn(ctx context.Context, network, host, portRange string, portOffset 
 }
 
 // dial connects to t from inside its namespace.
-func dial(ctx context.Context, t target, cfg sctpnet.Config) (*sctpnet.Conn, error) {
+func dial(ctx context.Context, pol *nspolicy.Policy, t target, cfg sctpnet.Config) (*sctpnet.Conn, error) {
 	var socket sctpnet.SocketFunc
 	if t.ns != "" {
-		ns, err := nsenter.Open(t.ns)
+		ns, err := pol.Open(t.ns) // only if the config's allow list allows it
 		if err != nil {
 			return nil, err
 		}

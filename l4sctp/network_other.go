@@ -8,6 +8,7 @@ import (
 	"net"
 
 	"github.com/caddy-netns/caddy-netns/l4sctp/sctpnet"
+	"github.com/caddy-netns/caddy-netns/netnslistener/nspolicy"
 )
 
 func registerInner() {}
@@ -16,6 +17,6 @@ func listenOwn(ctx context.Context, network, host, portRange string, portOffset 
 	return nil, fmt.Errorf("%s address %q: %w", network, net.JoinHostPort(host, portRange), sctpnet.ErrNotSupported)
 }
 
-func dial(ctx context.Context, t target, cfg sctpnet.Config) (*sctpnet.Conn, error) {
+func dial(ctx context.Context, pol *nspolicy.Policy, t target, cfg sctpnet.Config) (*sctpnet.Conn, error) {
 	return nil, sctpnet.ErrNotSupported
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/caddy-netns/caddy-netns/l4sctp/sctpnet"
 	"github.com/caddy-netns/caddy-netns/l4sctp/sctprelay"
+	"github.com/caddy-netns/caddy-netns/netnslistener/nspolicy"
 )
 
 func init() {
@@ -39,6 +40,7 @@ type Proxy struct {
 	DialTimeout caddy.Duration `json:"dial_timeout,omitempty"`
 
 	logger *zap.Logger
+	policy *nspolicy.Policy
 }
 
 // CaddyModule returns the Caddy module information.
@@ -52,6 +54,11 @@ func (*Proxy) CaddyModule() caddy.ModuleInfo {
 // Provision parses the upstream addresses.
 func (p *Proxy) Provision(ctx caddy.Context) error {
 	p.logger = ctx.Logger()
+	policy, err := nspolicy.For(ctx)
+	if err != nil {
+		return err
+	}
+	p.policy = policy
 	if p.DialTimeout == 0 {
 		p.DialTimeout = caddy.Duration(DefaultDialTimeout)
 	}
@@ -64,6 +71,11 @@ func (p *Proxy) Provision(ctx caddy.Context) error {
 			t, err := parseTarget(d)
 			if err != nil {
 				return fmt.Errorf("upstreams[%d].dial[%d]: %w", i, j, err)
+			}
+			if t.ns != "" {
+				if err := p.policy.Allows(t.ns); err != nil {
+					return fmt.Errorf("upstreams[%d].dial[%d]: %q: namespace %q: %w", i, j, d, t.ns, err)
+				}
 			}
 			u.targets = append(u.targets, t)
 		}
@@ -101,7 +113,7 @@ func (p *Proxy) HandleSCTP(c *sctpnet.Conn) error {
 		for _, t := range u.targets {
 			tried++
 			ctx, cancel := context.WithTimeout(context.Background(), time.Duration(p.DialTimeout))
-			up, err := dial(ctx, t, cfg)
+			up, err := dial(ctx, p.policy, t, cfg)
 			cancel()
 			if err != nil {
 				p.logger.Warn("upstream unreachable", zap.Stringer("remote", c.RemoteAddr()),
