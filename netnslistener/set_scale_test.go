@@ -87,6 +87,9 @@ func TestSetScale(t *testing.T) {
 	}
 	setWaitFor(t, 60*time.Second, func() bool { return setCountInPool(ids) == 2*n })
 	listeningAt := time.Since(start)
+	// Threads up to here are Caddy's following the directory (and this
+	// test's ip and lo-up calls); the probes below add their own clients.
+	maxThreadsOpen := max(maxThreads.Load(), int64(nstest.Threads(t)))
 	failed := setProbeAll(t, names, 60*time.Second)
 	answeredAt := time.Since(start)
 	close(stop)
@@ -127,7 +130,8 @@ func TestSetScale(t *testing.T) {
 	t.Logf("  %-52s %v (%v after lo up)", "until every member socket is open", listeningAt.Round(time.Millisecond),
 		(listeningAt - loUp).Round(time.Millisecond))
 	t.Logf("  %-52s %v", "until every namespace answered tcp and udp", answeredAt.Round(time.Millisecond))
-	t.Logf("  %-52s %d before, %d max during, %d after", "OS threads", threads0, maxThreads.Load(), threads1)
+	t.Logf("  %-52s %d before, %d max until all members open, %d max with probes (8 client workers), %d after",
+		"OS threads", threads0, maxThreadsOpen, maxThreads.Load(), threads1)
 	t.Logf("  %-52s %.1f KiB (Go heap in use %.1f KiB; kernel socket memory not included)", "resident memory per listener (after GC)",
 		float64(rss1-rss0)/1024/float64(listeners), float64(int64(heap1)-int64(heap0))/1024/float64(listeners))
 	t.Logf("  %-52s %v", "GET /netns/listeners", adminTook.Round(time.Millisecond))
