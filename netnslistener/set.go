@@ -64,6 +64,23 @@ var (
 	setWarnAfter = 5 * time.Second
 )
 
+func init() {
+	var (
+		mu   sync.Mutex
+		last = map[string]string{}
+	)
+	nswatch.OnError = func(dir string, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if last[dir] == err.Error() {
+			return // retried every second: say it once
+		}
+		last[dir] = err.Error()
+		logger().Warn("watching namespace directory; sets still look every few seconds",
+			zap.String("directory", dir), zap.Error(err))
+	}
+}
+
 type setKey struct {
 	dir, glob, network, address string
 }
