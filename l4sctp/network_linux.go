@@ -25,6 +25,7 @@ func registerInner() {
 			Wrap:   wrapListener,
 		})
 	}
+	registerSets()
 }
 
 // listenSocket creates the shared listening socket inside ns (nil: the
