@@ -3,8 +3,8 @@
 # HAProxy, socat and a direct connection, for the same traffic (issue 6).
 # Run as root on Linux:
 #
-#   examples/bench/bench.sh quick    # N = 1 and 100, short loads (a few minutes)
-#   examples/bench/bench.sh full     # N = 1, 100 and 1000
+#   examples/bench/bench.sh quick    # N = 1 and 100, 3 runs x 2 s loads (~5 min)
+#   examples/bench/bench.sh full     # N = 1, 100 and 1000, 5 runs x 3 s (~25 min)
 #
 # It creates namespaces ${PREFIX}1..${PREFIX}N (default prefix cnb-), each
 # with lo up and a veth to the root namespace (fixed MACs, permanent
@@ -27,7 +27,8 @@
 #            $BACKEND_IP over their veth (the physical reference)
 #
 # and for each, N in $NS_LIST and run 1..$RUNS (cases interleaved in each
-# run, so that the noise of a shared machine falls on all of them alike):
+# run, the order rotated from run to run, so that the noise of a shared
+# machine falls on all of them alike):
 # start the proxy, time until every namespace's port 8000 answers an echo,
 # OS threads, processes and RSS (/proc/<pid>/status; summed over socat's
 # processes), then iperf3 (one stream from the first namespace, through
@@ -52,7 +53,7 @@ set -euo pipefail
 MODE=${1:-quick}
 case $MODE in
 quick) : "${NS_LIST:=1 100}" "${RUNS:=3}" "${DUR:=2}" ;;
-full) : "${NS_LIST:=1 100 1000}" "${RUNS:=3}" "${DUR:=4}" ;;
+full) : "${NS_LIST:=1 100 1000}" "${RUNS:=5}" "${DUR:=3}" ;;
 *) echo "usage: $0 quick|full" >&2; exit 2 ;;
 esac
 : "${CASES:=ours l4proxy haproxy socat direct}"
@@ -342,10 +343,13 @@ measure() {
 }
 
 log "mode $MODE: N in {$NS_LIST}, $RUNS runs, ${DUR}s per load, cases: $CASES"
+read -r -a case_list <<<"$CASES"
 for n in $NS_LIST; do
 	for run in $(seq "$RUNS"); do
-		for cse in $CASES; do
-			measure "$cse" "$n" "$run"
+		# Each run starts with the next case, so no case always comes first
+		# (right after another case's clean-up) or last.
+		for k in $(seq 0 $((${#case_list[@]} - 1))); do
+			measure "${case_list[$(((k + run - 1) % ${#case_list[@]}))]}" "$n" "$run"
 		done
 	done
 done
