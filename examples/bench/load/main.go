@@ -592,7 +592,7 @@ func report(args []string) error {
 		}
 	}
 	fmt.Println()
-	fmt.Println("TODO SCTP: message rate and latency through our proxy against a direct association, inside the sctpvm guest — not measured here (owned by the l4sctp work).")
+	fmt.Println("TODO SCTP: message rate and latency through our proxy against a direct association are not measured by this script (the host has no SCTP); run TestSCTPProxyBenchmark in the sctpvm guest, see the SCTP section of the README.")
 	fmt.Println()
 
 	// Targets, at the largest N measured (the traffic targets at every N).
