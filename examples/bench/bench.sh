@@ -116,6 +116,8 @@ cleanup() {
 	set +e
 	trap - EXIT INT TERM
 	log "cleaning up"
+	# a running load: timeout leads a process group of its own
+	[ -z "${cur:-}" ] || stop_groups "$cur"
 	stop_groups "${pgids[@]}"
 	local i
 	if [ "$created" -gt 0 ]; then
@@ -231,6 +233,22 @@ raw=$OUT.raw.csv
 echo "n,case,metric,run,value" >"$raw"
 record() { echo "$1,$2,$3,$4,$5" >>"$raw"; }
 
+# bounded SECONDS CMD...: run CMD under timeout, its stdout in $work/out.
+# It runs in the background and is waited for with the wait builtin, which a
+# trapped INT or TERM interrupts at once. (A foreground `timeout` sits in a
+# process group of its own, so Ctrl-C would not reach it and bash, seeing
+# it exit normally, would not run the INT trap.)
+cur=''
+bounded() {
+	local secs=$1 rc=0
+	shift
+	timeout "$secs" "$@" >"$work/out" &
+	cur=$!
+	wait "$cur" || rc=$?
+	cur=''
+	return "$rc"
+}
+
 # pids_of PGID...: every process in these groups (socat forks children)
 pids_of() {
 	local want=" $* "
@@ -301,7 +319,9 @@ measure() {
 	else
 		t0=$(date +%s%N)
 		start_case "$cse" "$n"
-		if ! v=$(timeout 200 "$LOAD" wait -prefix "$PREFIX" -n "$n" -addr "$eaddr" -since "$t0" -timeout 180s); then
+		if bounded 200 "$LOAD" wait -prefix "$PREFIX" -n "$n" -addr "$eaddr" -since "$t0" -timeout 180s; then
+			v=$(<"$work/out")
+		else
 			log "$cse N=$n: not every namespace answered; skipping this run"
 			tail -n 5 "$work"/*.log >&2 || true
 			stop_case
@@ -318,21 +338,22 @@ measure() {
 		log "$cse N=$n run $run: up in ${v}s, $th threads, $pr processes, $((rss / 1024)) MiB"
 	fi
 	# TCP bulk, one stream, from the first namespace
-	if v=$(timeout $((DUR + 20)) ip netns exec "${PREFIX}1" iperf3 -c "$baddr" -p "$bport" -t "$DUR" -J 2>>"$work/iperf-client.log" |
-		"$LOAD" iperf 2>>"$work/iperf-client.log"); then
+	if bounded $((DUR + 20)) ip netns exec "${PREFIX}1" iperf3 -c "$baddr" -p "$bport" -t "$DUR" -J 2>>"$work/iperf-client.log" &&
+		v=$("$LOAD" iperf <"$work/out" 2>>"$work/iperf-client.log"); then
 		record "$n" "$cse" tcp_gbps "$run" "$v"
 	else
 		log "$cse N=$n: iperf3 failed: $(tail -n 2 "$work/iperf-client.log")"
 	fi
-	v=$(timeout $((DUR + 20)) "$LOAD" connrate -prefix "$PREFIX" -n "$n" -addr "$eaddr" -c 32 -d "${DUR}s") &&
-		record "$n" "$cse" conn_per_s "$run" "$v"
-	if s=$(timeout $((DUR + 20)) "$LOAD" echo -prefix "$PREFIX" -addr "$eaddr" -d "${DUR}s"); then
+	bounded $((DUR + 20)) "$LOAD" connrate -prefix "$PREFIX" -n "$n" -addr "$eaddr" -c 32 -d "${DUR}s" &&
+		record "$n" "$cse" conn_per_s "$run" "$(<"$work/out")"
+	if bounded $((DUR + 20)) "$LOAD" echo -prefix "$PREFIX" -addr "$eaddr" -d "${DUR}s"; then
+		s=$(<"$work/out")
 		record "$n" "$cse" echo_p50_us "$run" "${s% *}"
 		record "$n" "$cse" echo_p99_us "$run" "${s#* }"
 	fi
 	if [ "$cse" != haproxy ]; then
-		v=$(timeout $((DUR + 20)) "$LOAD" udp -prefix "$PREFIX" -n "$n" -addr "$eaddr" -c 32 -d "${DUR}s") &&
-			record "$n" "$cse" udp_pps "$run" "$v"
+		bounded $((DUR + 20)) "$LOAD" udp -prefix "$PREFIX" -n "$n" -addr "$eaddr" -c 32 -d "${DUR}s" &&
+			record "$n" "$cse" udp_pps "$run" "$(<"$work/out")"
 	fi
 	if [ "$cse" != direct ]; then
 		read -r th pr rss < <(stats $(case_pids))
