@@ -59,7 +59,22 @@ func (p *pooled) writer() net.PacketConn {
 var pool = struct {
 	sync.Mutex
 	m map[poolKey]*pooled
-}{m: map[poolKey]*pooled{}}
+	// byNS counts the open sockets per namespace identity and name, so
+	// a connection's namespace is named without walking every socket.
+	byNS map[nsenter.ID]map[string]int
+}{m: map[poolKey]*pooled{}, byNS: map[nsenter.ID]map[string]int{}}
+
+// NamespaceNames returns the names and paths (as configs wrote them) under
+// which the pool holds sockets in the namespace id.
+func NamespaceNames(id nsenter.ID) []string {
+	pool.Lock()
+	defer pool.Unlock()
+	names := make([]string, 0, len(pool.byNS[id]))
+	for name := range pool.byNS[id] {
+		names = append(names, name)
+	}
+	return names
+}
 
 // acquire returns the shared socket for network/address inside the
 // namespace spec, creating it with open if needed, and takes a reference.
@@ -87,6 +102,10 @@ func acquire(pol *nspolicy.Policy, spec, network, address string, open func(*nse
 	}
 	p := &pooled{key: key, spec: spec, file: f, refs: 1, since: time.Now()}
 	pool.m[key] = p
+	if pool.byNS[key.ns] == nil {
+		pool.byNS[key.ns] = map[string]int{}
+	}
+	pool.byNS[key.ns][spec]++
 	logger().Debug("socket opened",
 		zap.String("netns", spec), zap.Stringer("netns_id", ns.ID),
 		zap.String("network", network), zap.String("address", address))
@@ -102,6 +121,14 @@ func (p *pooled) release() {
 		return
 	}
 	delete(pool.m, p.key)
+	if names := pool.byNS[p.key.ns]; names != nil {
+		if names[p.spec]--; names[p.spec] <= 0 {
+			delete(names, p.spec)
+		}
+		if len(names) == 0 {
+			delete(pool.byNS, p.key.ns)
+		}
+	}
 	if p.w != nil {
 		_ = p.w.Close()
 	}

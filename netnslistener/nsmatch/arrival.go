@@ -132,11 +132,8 @@ func lookup(cx *layer4.Connection) (Arrival, error) {
 // holds open in it. Name prefers a bare name under /var/run/netns.
 func Named(id nsenter.ID) Arrival {
 	a := Arrival{ID: id}
-	for _, s := range netnslistener.Sockets() {
-		if s.NamespaceID != id {
-			continue
-		}
-		if p, err := nsenter.Path(s.Namespace); err == nil && !slices.Contains(a.Paths, p) {
+	for _, name := range netnslistener.NamespaceNames(id) {
+		if p, err := nsenter.Path(name); err == nil && !slices.Contains(a.Paths, p) {
 			a.Paths = append(a.Paths, p)
 		}
 	}
