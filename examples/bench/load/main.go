@@ -434,7 +434,7 @@ func iperf() error {
 // ---- report ----------------------------------------------------------------------------
 
 type metricInfo struct {
-	name, label string
+	name, label  string
 	higherBetter bool
 }
 
@@ -497,7 +497,7 @@ func report(args []string) error {
 		return err
 	}
 	type key struct {
-		n            int
+		n           int
 		cse, metric string
 	}
 	vals := map[key][]float64{}
