@@ -18,6 +18,7 @@ import (
 
 	_ "github.com/caddy-netns/caddy-netns"
 	"github.com/caddy-netns/caddy-netns/netnslistener/internal/e2e"
+	"github.com/caddy-netns/caddy-netns/netnslistener/internal/nstest"
 	"github.com/caddy-netns/caddy-netns/netnslistener/nsenter"
 )
 
@@ -52,32 +53,7 @@ func startBackend(t *testing.T, tag string) backend {
 			t.Fatal(err)
 		}
 	}
-	t.Cleanup(func() { ln.Close(); pc.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				sc := bufio.NewScanner(c)
-				for sc.Scan() {
-					fmt.Fprintf(c, "%s: %s\n", tag, sc.Text())
-				}
-			}()
-		}
-	}()
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			pc.WriteTo([]byte(tag+": "+strings.TrimSpace(string(buf[:n]))+"\n"), from)
-		}
-	}()
+	nstest.Serve(t, tag, ln, pc)
 	return backend{tag: tag, port: port}
 }
 

@@ -1,14 +1,12 @@
 package netnslistener_test
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -42,12 +40,7 @@ func addNamed(t testing.TB, names ...string) {
 // nsBackend answers each line with "<tag>: <line>" over TCP and UDP on
 // addr inside namespace ns. Stop closes its sockets and connections (they
 // would keep the namespace alive).
-type nsBackend struct {
-	ln   net.Listener
-	pc   net.PacketConn
-	mu   sync.Mutex
-	open map[net.Conn]bool
-}
+type nsBackend = nstest.Backend
 
 func startNSBackend(t testing.TB, ns, addr, tag string) *nsBackend {
 	t.Helper()
@@ -64,47 +57,7 @@ func startNSBackend(t testing.TB, ns, addr, tag string) *nsBackend {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &nsBackend{ln: ln, pc: pc, open: map[net.Conn]bool{}}
-	t.Cleanup(b.Stop)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			b.mu.Lock()
-			b.open[c] = true
-			b.mu.Unlock()
-			go func() {
-				defer c.Close()
-				sc := bufio.NewScanner(c)
-				for sc.Scan() {
-					fmt.Fprintf(c, "%s: %s\n", tag, sc.Text())
-				}
-			}()
-		}
-	}()
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			pc.WriteTo([]byte(tag+": "+strings.TrimSpace(string(buf[:n]))+"\n"), from)
-		}
-	}()
-	return b
-}
-
-func (b *nsBackend) Stop() {
-	b.ln.Close()
-	b.pc.Close()
-	b.mu.Lock()
-	for c := range b.open {
-		c.Close()
-	}
-	b.mu.Unlock()
+	return nstest.Serve(t, tag, ln, pc)
 }
 
 // setConfig is a layer4 server listening on the set pattern over tcp and

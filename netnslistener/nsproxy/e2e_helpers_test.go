@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 
 	_ "github.com/caddy-netns/caddy-netns"
 	"github.com/caddy-netns/caddy-netns/netnslistener/internal/e2e"
+	"github.com/caddy-netns/caddy-netns/netnslistener/internal/nstest"
 	"github.com/caddy-netns/caddy-netns/netnslistener/nsenter"
 )
 
@@ -42,13 +42,7 @@ func openNS(t testing.TB, ns string) *nsenter.Namespace {
 
 // backend answers each line with "<tag>: <line>" over TCP and UDP on addr
 // inside namespace ns. Stop closes both sockets and open connections.
-type backend struct {
-	tag  string
-	ln   net.Listener
-	pc   net.PacketConn
-	mu   sync.Mutex
-	open map[net.Conn]bool
-}
+type backend = nstest.Backend
 
 func startBackend(t testing.TB, ns, addr, tag string) *backend {
 	t.Helper()
@@ -61,47 +55,7 @@ func startBackend(t testing.TB, ns, addr, tag string) *backend {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &backend{tag: tag, ln: ln, pc: pc, open: map[net.Conn]bool{}}
-	t.Cleanup(b.Stop)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			b.mu.Lock()
-			b.open[c] = true
-			b.mu.Unlock()
-			go func() {
-				defer c.Close()
-				sc := bufio.NewScanner(c)
-				for sc.Scan() {
-					fmt.Fprintf(c, "%s: %s\n", tag, sc.Text())
-				}
-			}()
-		}
-	}()
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			pc.WriteTo([]byte(tag+": "+strings.TrimSpace(string(buf[:n]))+"\n"), from)
-		}
-	}()
-	return b
-}
-
-func (b *backend) Stop() {
-	b.ln.Close()
-	b.pc.Close()
-	b.mu.Lock()
-	for c := range b.open {
-		c.Close()
-	}
-	b.mu.Unlock()
+	return nstest.Serve(t, tag, ln, pc)
 }
 
 func dialIn(ns, network, addr string) (net.Conn, error) {
