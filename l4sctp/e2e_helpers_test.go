@@ -3,12 +3,14 @@ package l4sctp_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -61,15 +63,25 @@ func (a *admin) load(config string) error { return a.loadAs(config, "application
 
 // loadAs posts a config of the given content type (text/caddyfile).
 func (a *admin) loadAs(config, contentType string) error {
-	req, err := http.NewRequest(http.MethodPost, a.url+"/load", strings.NewReader(config))
-	if err != nil {
-		return err
+	// Caddy restarts its admin server on loads: no connection reuse, and a
+	// request dropped by the stopping server is sent again.
+	var resp *http.Response
+	var err error
+	for attempt := 1; ; attempt++ {
+		var req *http.Request
+		req, err = http.NewRequest(http.MethodPost, a.url+"/load", strings.NewReader(config))
+		if err != nil {
+			return err
+		}
+		req.Close = true
+		req.Header.Set("Content-Type", contentType)
+		req.Header.Set("Cache-Control", "must-revalidate")
+		resp, err = (&http.Client{Timeout: 2 * time.Minute}).Do(req)
+		if err == nil || attempt == 5 || !(errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	// Caddy restarts its admin server on loads: no connection reuse.
-	req.Close = true
-	req.Header.Set("Content-Type", contentType)
-	req.Header.Set("Cache-Control", "must-revalidate")
-	resp, err := (&http.Client{Timeout: 2 * time.Minute}).Do(req)
 	if err != nil {
 		return err
 	}

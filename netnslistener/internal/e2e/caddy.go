@@ -5,6 +5,7 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -62,16 +64,7 @@ func (a *Admin) Load(config, contentType string) error {
 	if contentType != "json" {
 		ct = "text/" + contentType
 	}
-	req, err := http.NewRequest(http.MethodPost, a.URL+"/load", strings.NewReader(config))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", ct)
-	req.Header.Set("Cache-Control", "must-revalidate")
-	// A load restarts the admin server, which closes idle connections: use
-	// a fresh connection for every request.
-	req.Close = true
-	resp, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
+	resp, err := PostLoad(a.URL, config, ct)
 	if err != nil {
 		return err
 	}
@@ -85,6 +78,34 @@ func (a *Admin) Load(config, contentType string) error {
 		return fmt.Errorf("load: %s: %s", resp.Status, bytes.TrimSpace(body))
 	}
 	return nil
+}
+
+// PostLoad posts config to the admin endpoint's /load, forcing the load.
+// Each load restarts Caddy's admin server, and a request that reaches the
+// old one as it stops is dropped unanswered (EOF, reset): such a request is
+// sent again, a few times. A dropped request may have been applied; loading
+// the same config twice is harmless.
+func PostLoad(url, config, contentType string) (*http.Response, error) {
+	client := &http.Client{Timeout: 2 * time.Minute}
+	for attempt := 1; ; attempt++ {
+		req, err := http.NewRequest(http.MethodPost, url+"/load", strings.NewReader(config))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Content-Type", contentType)
+		req.Header.Set("Cache-Control", "must-revalidate")
+		req.Close = true // no reuse of a connection to a stopped admin server
+		resp, err := client.Do(req)
+		if err == nil || attempt == 5 || !dropped(err) {
+			return resp, err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func dropped(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED)
 }
 
 // MustLoad loads a config or fails the test.
