@@ -125,9 +125,9 @@ wait_for() {
 	for port in "$@"; do
 		for _ in $(seq 100); do
 			if [ "$ns" = default ]; then
-				ss -Hln"$opts" "sport = :$port" | grep -q . && continue 2
+				ss -Hln"$opts" "sport = :$port" | grep -e . >/dev/null && continue 2
 			else
-				ip netns exec "$ns" ss -Hln"$opts" "sport = :$port" | grep -q . && continue 2
+				ip netns exec "$ns" ss -Hln"$opts" "sport = :$port" | grep -e . >/dev/null && continue 2
 			fi
 			sleep 0.1
 		done
@@ -184,7 +184,7 @@ closed() {
 	local ns=$1 proto=$2 port=$3 opt=t
 	[ "$proto" = udp ] && opt=u
 	for _ in $(seq 30); do
-		if ! in_ns "$ns" ss -Hln"$opt" "sport = :$port" | grep -q .; then
+		if ! in_ns "$ns" ss -Hln"$opt" "sport = :$port" | grep -e . >/dev/null; then
 			pass "$proto :$port in $ns is closed"
 			return
 		fi

@@ -73,11 +73,11 @@ else
 fi
 
 # --- verify -------------------------------------------------------------------
-if ! "$output" list-modules 2>/dev/null | grep -qx 'layer4'; then
+if ! "$output" list-modules 2>/dev/null | grep -x 'layer4' >/dev/null; then
 	log "FAIL: $output list-modules does not show layer4"
 	exit 1
 fi
-if ! "$output" build-info 2>/dev/null | grep -q "$MODULE"; then
+if ! "$output" build-info 2>/dev/null | grep -e "$MODULE" >/dev/null; then
 	log "FAIL: $output build-info does not mention $MODULE"
 	exit 1
 fi

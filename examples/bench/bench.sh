@@ -87,11 +87,11 @@ fi
 command -v go >/dev/null || die "Go is needed for the load generator"
 
 # --- refuse to collide ------------------------------------------------------------
-if ip netns list | grep -q "^${PREFIX}[0-9]"; then
+if ip netns list | grep -e "^${PREFIX}[0-9]" >/dev/null; then
 	die "namespaces named ${PREFIX}<n> exist already (a previous run killed with SIGKILL?); remove them or set PREFIX"
 fi
 ip link show cnbr1 >/dev/null 2>&1 && die "interface cnbr1 exists already"
-ip -br addr | grep -qF " $BACKEND_IP/" && die "$BACKEND_IP is in use already"
+ip -br addr | grep -F " $BACKEND_IP/" >/dev/null && die "$BACKEND_IP is in use already"
 busy=$(ss -Hltnu "( sport = :$BACKEND_PORT or sport = :$IPERF_PORT )" || true)
 [ -z "$busy" ] || die "ports $BACKEND_PORT/$IPERF_PORT are in use in the root namespace"
 
