@@ -1,15 +1,12 @@
 package netnslistener_test
 
 import (
-	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 	_ "github.com/mholt/caddy-l4/layer4"
@@ -19,7 +16,6 @@ import (
 	_ "github.com/caddy-netns/caddy-netns"
 	"github.com/caddy-netns/caddy-netns/netnslistener/internal/e2e"
 	"github.com/caddy-netns/caddy-netns/netnslistener/internal/nstest"
-	"github.com/caddy-netns/caddy-netns/netnslistener/nsenter"
 )
 
 func TestMain(m *testing.M) {
@@ -104,33 +100,9 @@ func ask(ns, network, addr, line string) (string, error) {
 	return askOn(c, line)
 }
 
-func askOn(c net.Conn, line string) (string, error) {
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := fmt.Fprintf(c, "%s\n", line); err != nil {
-		return "", err
-	}
-	if _, ok := c.(*net.UDPConn); ok {
-		buf := make([]byte, 2048)
-		n, err := c.Read(buf)
-		return strings.TrimSpace(string(buf[:n])), err
-	}
-	s, err := bufio.NewReader(c).ReadString('\n')
-	return strings.TrimSpace(s), err
-}
+func askOn(c net.Conn, line string) (string, error) { return nstest.AskOn(c, line) }
 
-func dialIn(ns, network, addr string) (net.Conn, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if ns == "" {
-		return nsenter.Dial(ctx, nil, network, addr)
-	}
-	n, err := nsenter.Open(ns)
-	if err != nil {
-		return nil, err
-	}
-	defer n.Close()
-	return nsenter.Dial(ctx, n, network, addr)
-}
+func dialIn(ns, network, addr string) (net.Conn, error) { return nstest.Dial(ns, network, addr) }
 
 // expectAnswer checks that a client in ns gets tag's answer over network.
 func expectAnswer(t *testing.T, ns, network, addr, tag string) {

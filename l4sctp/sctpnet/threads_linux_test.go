@@ -4,84 +4,21 @@ package sctpnet
 
 import (
 	"context"
-	"os"
 	"runtime"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/caddy-netns/caddy-netns/l4sctp/internal/sctptest"
 )
 
 func osThreads(t *testing.T) int {
-	entries, err := os.ReadDir("/proc/self/task")
+	n, err := sctptest.OSThreads()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return len(entries)
-}
-
-// threadsInSocketCalls counts this process's threads that sit in a socket
-// system call that a blocking implementation would wait in.
-func threadsInSocketCalls() (int, error) {
-	tasks, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		return 0, err
-	}
-	waits := map[int]bool{unix.SYS_ACCEPT4: true, unix.SYS_RECVMSG: true, unix.SYS_RECVFROM: true, unix.SYS_CONNECT: true, unix.SYS_SENDMSG: true}
-	n := 0
-	for _, task := range tasks {
-		b, err := os.ReadFile("/proc/self/task/" + task.Name() + "/syscall")
-		if err != nil {
-			return 0, err
-		}
-		f := strings.Fields(string(b))
-		if len(f) == 0 {
-			continue
-		}
-		if nr, err := strconv.Atoi(f[0]); err == nil && waits[nr] {
-			n++
-		}
-	}
-	return n, nil
-}
-
-// checkDetector blocks a thread in recvfrom on a UDP socket and makes
-// sure threadsInSocketCalls counts it.
-func checkDetector(t *testing.T) {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
-	sa := &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}
-	if err := unix.Bind(fd, sa); err != nil {
-		t.Fatal(err)
-	}
-	bound, _ := unix.Getsockname(fd)
-	done := make(chan struct{})
-	go func() {
-		unix.Recvfrom(fd, make([]byte, 1), 0) // blocks its thread
-		close(done)
-	}()
-	var n int
-	for range 100 {
-		time.Sleep(10 * time.Millisecond)
-		if n, err = threadsInSocketCalls(); err != nil || n > 0 {
-			break
-		}
-	}
-	unix.Sendto(fd, []byte("x"), 0, bound)
-	<-done
-	if err != nil {
-		t.Skipf("cannot read threads' system calls: %v", err)
-	}
-	if n == 0 {
-		t.Fatal("a thread blocked in recvfrom was not seen")
-	}
+	return n
 }
 
 // TestIdleThreads is the reason for this package: 200 listeners blocked in
@@ -96,7 +33,7 @@ func checkDetector(t *testing.T) {
 // times the first, adds no more threads than the first (logged: under
 // emulation the count is noisy), that the total stays a small constant,
 // and, precisely, that no thread sits in accept4, recvmsg or connect (read
-// from /proc/self/task/*/syscall; checkDetector shows that this sees a
+// from /proc/self/task/*/syscall; sctptest.CheckThreadDetector shows that this sees a
 // blocking call).
 func TestIdleThreads(t *testing.T) {
 	const (
@@ -104,7 +41,7 @@ func TestIdleThreads(t *testing.T) {
 		conns     = 500
 		maxTotal  = 64 // threads the setup may add, against ~1200 for blocking calls
 	)
-	checkDetector(t)
+	sctptest.CheckThreadDetector(t)
 	ln := listen(t, Config{}, nil, "sctp4", "127.0.0.1:0")
 	c, s := pair(t, Config{}, ln, "sctp4", "") // warm up the netpoller
 	c.Write([]byte("x"))
@@ -180,7 +117,7 @@ func TestIdleThreads(t *testing.T) {
 	if goroutines < listeners+2*conns {
 		t.Errorf("only %d goroutines waiting", goroutines)
 	}
-	if blocked, err := threadsInSocketCalls(); err != nil {
+	if blocked, err := sctptest.ThreadsInSocketCalls(); err != nil {
 		t.Error(err)
 	} else if blocked != 0 {
 		t.Errorf("%d threads blocked in accept/recvmsg/connect", blocked)

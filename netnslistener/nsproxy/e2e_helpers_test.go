@@ -1,14 +1,11 @@
 package nsproxy_test
 
 import (
-	"bufio"
-	"context"
 	"fmt"
 	"net"
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 	_ "github.com/mholt/caddy-l4/layer4"
@@ -58,33 +55,9 @@ func startBackend(t testing.TB, ns, addr, tag string) *backend {
 	return nstest.Serve(t, tag, ln, pc)
 }
 
-func dialIn(ns, network, addr string) (net.Conn, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	var n *nsenter.Namespace
-	if ns != "" {
-		var err error
-		if n, err = nsenter.Open(ns); err != nil {
-			return nil, err
-		}
-		defer n.Close()
-	}
-	return nsenter.Dial(ctx, n, network, addr)
-}
+func dialIn(ns, network, addr string) (net.Conn, error) { return nstest.Dial(ns, network, addr) }
 
-func askOn(c net.Conn, line string) (string, error) {
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := fmt.Fprintf(c, "%s\n", line); err != nil {
-		return "", err
-	}
-	if _, ok := c.(*net.UDPConn); ok {
-		buf := make([]byte, 2048)
-		n, err := c.Read(buf)
-		return strings.TrimSpace(string(buf[:n])), err
-	}
-	s, err := bufio.NewReader(c).ReadString('\n')
-	return strings.TrimSpace(s), err
-}
+func askOn(c net.Conn, line string) (string, error) { return nstest.AskOn(c, line) }
 
 func ask(ns, network, addr, line string) (string, error) {
 	c, err := dialIn(ns, network, addr)

@@ -2,11 +2,15 @@ package nstest
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/caddy-netns/caddy-netns/netnslistener/nsenter"
 )
 
 // Backend answers each line it receives with "<tag>: <line>", over a TCP
@@ -65,4 +69,36 @@ func (b *Backend) Stop() {
 		c.Close()
 	}
 	b.mu.Unlock()
+}
+
+// Dial connects from inside the named namespace ("" for the process's
+// own) to addr, within 5 seconds.
+func Dial(ns, network, addr string) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var n *nsenter.Namespace
+	if ns != "" {
+		var err error
+		if n, err = nsenter.Open(ns); err != nil {
+			return nil, err
+		}
+		defer n.Close()
+	}
+	return nsenter.Dial(ctx, n, network, addr)
+}
+
+// AskOn sends one line on c and returns the answer line (a Backend's
+// "<tag>: <line>"), trimmed.
+func AskOn(c net.Conn, line string) (string, error) {
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := fmt.Fprintf(c, "%s\n", line); err != nil {
+		return "", err
+	}
+	if _, ok := c.(*net.UDPConn); ok {
+		buf := make([]byte, 2048)
+		n, err := c.Read(buf)
+		return strings.TrimSpace(string(buf[:n])), err
+	}
+	s, err := bufio.NewReader(c).ReadString('\n')
+	return strings.TrimSpace(s), err
 }
