@@ -248,7 +248,8 @@ func TestThreadsStayFlatWith200Namespaces(t *testing.T) {
 	final := nstest.Threads(t)
 	t.Logf("OS threads: %d before, %d after 400 listeners in 200 namespaces, %d after traffic", before, after, final)
 	if after > before+8 || final > before+8 {
-		t.Errorf("threads grew from %d to %d (%d after traffic)", before, after, final)
+		t.Errorf("threads grew from %d to %d (%d after traffic); threads by system call: %v",
+			before, after, final, nstest.ThreadSyscalls())
 	}
 }
 

@@ -151,3 +151,18 @@ func ID(t testing.TB, name string) nsenter.ID {
 	defer ns.Close()
 	return ns.ID
 }
+
+// ThreadSyscalls counts this process's threads by the system call each
+// sits in (the first field of /proc/self/task/*/syscall: a number, or
+// "running"), for diagnosing a thread count that grew.
+func ThreadSyscalls() map[string]int {
+	out := map[string]int{}
+	tasks, _ := os.ReadDir("/proc/self/task")
+	for _, task := range tasks {
+		b, err := os.ReadFile("/proc/self/task/" + task.Name() + "/syscall")
+		if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+			out[f[0]]++
+		}
+	}
+	return out
+}
