@@ -110,6 +110,31 @@ func Of(cx *layer4.Connection) (Arrival, error) {
 	return a, nil
 }
 
+// Provide makes the {l4.netns.*} placeholders available on cx's replacer
+// without asking the kernel yet: the namespace is looked up (once, through
+// Of) when one of them is first read, so a connection whose config uses
+// none pays nothing. When that lookup fails the placeholders are empty and
+// onErr, if not nil, is told once.
+func Provide(cx *layer4.Connection, onErr func(error)) {
+	cx.Replacer().Map(func(key string) (any, bool) {
+		switch key {
+		case PlaceholderName, PlaceholderInode, PlaceholderID, PlaceholderNetwork:
+		default:
+			return nil, false
+		}
+		looked := cx.GetVar(varKey) != nil
+		if _, err := Of(cx); err != nil {
+			if !looked && onErr != nil {
+				onErr(err)
+			}
+			return "", true
+		}
+		// Of has set the values; the replacer reads them first from now on.
+		v, _ := cx.Replacer().Get(key)
+		return v, true
+	})
+}
+
 func lookup(cx *layer4.Connection) (Arrival, error) {
 	// A datagram from a namespace set: its address names the member
 	// socket it came in on (the set's shared handle is many sockets).

@@ -158,23 +158,25 @@ func (h *Handler) Cleanup() error {
 // Handle proxies cx to an upstream. Its log lines carry the namespace the
 // connection arrived in (netns) and the upstream.
 func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
-	arrival, err := nsmatch.Of(cx) // also sets the {l4.netns.*} placeholders
-	log := h.logger.With(zap.String("netns", arrival.Name),
+	// Nothing here is computed unless a line is logged or a placeholder is
+	// read: short connections are dominated by such per-connection work.
+	ns := arrivalName{cx}
+	log := h.logger.WithLazy(zap.Stringer("netns", ns),
 		zap.String("network", cx.LocalAddr().Network()),
-		zap.String("local", cx.LocalAddr().String()),
-		zap.String("remote", cx.RemoteAddr().String()))
-	if err != nil {
+		zap.Stringer("local", cx.LocalAddr()),
+		zap.Stringer("remote", cx.RemoteAddr()))
+	nsmatch.Provide(cx, func(err error) {
 		log.Warn("arrival namespace unknown; {l4.netns.*} placeholders are empty", zap.Error(err))
-	}
+	})
 
 	u, up, t, err := h.connect(cx, log)
 	if err != nil {
-		return fmt.Errorf("netns %q: %s connection from %s: %w", arrival.Name, cx.LocalAddr().Network(), cx.RemoteAddr(), err)
+		return fmt.Errorf("netns %q: %s connection from %s: %w", ns, cx.LocalAddr().Network(), cx.RemoteAddr(), err)
 	}
 	u.state.conns.Add(1)
 	defer u.state.conns.Add(-1)
 	defer up.Close()
-	log = log.With(zap.String("upstream", t.String()))
+	log = log.WithLazy(zap.Stringer("upstream", t))
 
 	start := time.Now()
 	var res relay.Result
@@ -182,13 +184,13 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 	if upTCP, ok := up.(*net.TCPConn); ok {
 		down, pending, err := rawTCP(cx)
 		if err != nil {
-			return fmt.Errorf("netns %q: reading matched bytes: %w", arrival.Name, err)
+			return fmt.Errorf("netns %q: reading matched bytes: %w", ns, err)
 		}
 		if down != nil {
 			splice = true
 			if len(pending) > 0 {
 				if _, err := upTCP.Write(pending); err != nil {
-					return fmt.Errorf("netns %q: upstream %s: %w", arrival.Name, t, err)
+					return fmt.Errorf("netns %q: upstream %s: %w", ns, t, err)
 				}
 			}
 			log.Debug("proxying", zap.Bool("splice", true))
@@ -204,6 +206,15 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 		zap.Int64("bytes_up", res.Up), zap.Int64("bytes_down", res.Down),
 		zap.Duration("duration", time.Since(start)), zap.Error(res.Err))
 	return nil
+}
+
+// arrivalName names the namespace a connection arrived in when it is
+// printed; "" when that is unknown.
+type arrivalName struct{ cx *layer4.Connection }
+
+func (a arrivalName) String() string {
+	arr, _ := nsmatch.Of(a.cx)
+	return arr.Name
 }
 
 // connect picks upstreams and dials them until one answers: within an

@@ -1,11 +1,12 @@
 // Package relay copies between two connections in both directions, the way
 // a layer 4 proxy needs, and knows nothing of Caddy.
 //
-// When both connections are *net.TCPConn, io.Copy hands the work to
-// (*net.TCPConn).ReadFrom, which moves the bytes with splice(2) in the
-// kernel: no user-space buffer, no copy. Wrapping either connection (even
-// in a struct that embeds it) loses that path, so callers should unwrap
-// down to the *net.TCPConn before calling Pipe.
+// When both connections are *net.TCPConn, a direction moves small chunks
+// with read(2)/write(2) through a pooled buffer and, once a read fills
+// BulkThreshold bytes, the rest with splice(2) in the kernel: no
+// user-space buffer, no copy. Wrapping either connection (even in a struct
+// that embeds it) loses that path, so callers should unwrap down to the
+// *net.TCPConn before calling Pipe.
 package relay
 
 import (
@@ -27,9 +28,11 @@ type Result struct {
 }
 
 // Pipe copies down→up and up→down until both directions have ended, and
-// returns when they have. Each direction that reads EOF shuts down the
+// returns when they have. The first direction that reads EOF shuts down the
 // writing side of its destination (CloseWrite) so a half-close is passed
-// on; a destination that cannot half-close (UDP) is closed. A direction
+// on; a destination that cannot half-close (UDP) is closed. The second
+// one leaves its destination alone: both connections are finished then,
+// and the caller's Close sends the FIN. A direction
 // that fails closes both connections, so the other one ends too. Pipe
 // does not close the connections otherwise; the caller does.
 func Pipe(down, up net.Conn) Result {
@@ -38,6 +41,7 @@ func Pipe(down, up net.Conn) Result {
 		closing atomic.Bool
 		once    sync.Once
 		errMu   sync.Mutex
+		ended   atomic.Int32 // directions that read EOF
 	)
 	fail := func(err error) {
 		if closing.Load() && errors.Is(err, net.ErrClosed) {
@@ -55,6 +59,9 @@ func Pipe(down, up net.Conn) Result {
 		})
 	}
 	done := func(dst net.Conn) {
+		if ended.Add(1) == 2 {
+			return
+		}
 		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
 			if err := cw.CloseWrite(); err == nil {
 				return
@@ -68,7 +75,7 @@ func Pipe(down, up net.Conn) Result {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		n, err := io.Copy(down, up)
+		n, err := copyConn(down, up)
 		r.Down = n
 		if err != nil {
 			fail(err)
@@ -76,7 +83,7 @@ func Pipe(down, up net.Conn) Result {
 		}
 		done(down)
 	}()
-	n, err := io.Copy(up, down)
+	n, err := copyConn(up, down)
 	r.Up = n
 	if err != nil {
 		fail(err)
@@ -85,4 +92,15 @@ func Pipe(down, up net.Conn) Result {
 	}
 	wg.Wait()
 	return r
+}
+
+// copyConn copies src to dst until EOF, with copyTCP between TCP
+// connections.
+func copyConn(dst, src net.Conn) (int64, error) {
+	d, ok1 := dst.(*net.TCPConn)
+	s, ok2 := src.(*net.TCPConn)
+	if ok1 && ok2 {
+		return copyTCP(d, s)
+	}
+	return io.Copy(dst, src)
 }

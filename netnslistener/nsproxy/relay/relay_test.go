@@ -30,7 +30,7 @@ func tcpPair(t *testing.T) (*net.TCPConn, *net.TCPConn) {
 	return c.(*net.TCPConn), s.(*net.TCPConn)
 }
 
-// Bytes flow both ways and each side's half-close reaches the other: the
+// Bytes flow both ways and the first half-close reaches the other side: the
 // client closes its writing side first and still reads the whole answer.
 func TestPipeTCPHalfClose(t *testing.T) {
 	client, down := tcpPair(t)
@@ -48,14 +48,25 @@ func TestPipeTCPHalfClose(t *testing.T) {
 		t.Fatalf("server read %d bytes, %v; want %d", len(got), err, len(req))
 	}
 	answer := bytes.Repeat([]byte("a"), 3<<20)
+	read := make(chan []byte, 1)
+	go func() {
+		client.SetReadDeadline(time.Now().Add(10 * time.Second))
+		got, err := io.ReadAll(client)
+		if err != nil {
+			t.Errorf("client: %v", err)
+		}
+		read <- got
+	}()
 	server.Write(answer)
 	server.CloseWrite()
-	client.SetReadDeadline(time.Now().Add(10 * time.Second))
-	got, err = io.ReadAll(client)
-	if err != nil || !bytes.Equal(got, answer) {
-		t.Fatalf("client read %d bytes, %v; want %d", len(got), err, len(answer))
-	}
+	// Both directions have ended when Pipe returns; the caller's Close
+	// sends the client its FIN.
 	r := <-res
+	down.Close()
+	up.Close()
+	if got := <-read; !bytes.Equal(got, answer) {
+		t.Fatalf("client read %d bytes; want %d", len(got), len(answer))
+	}
 	if r.Err != nil || r.Up != int64(len(req)) || r.Down != int64(len(answer)) {
 		t.Fatalf("result %+v", r)
 	}
@@ -119,5 +130,41 @@ func TestPipeUDPUpstream(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Pipe did not return")
+	}
+}
+
+// Small chunks are copied, and once a read fills BulkThreshold the rest is
+// spliced: the bytes arrive whole and in order across the switch.
+func TestPipeSmallThenBulk(t *testing.T) {
+	client, down := tcpPair(t)
+	up, server := tcpPair(t)
+	res := make(chan relay.Result, 1)
+	go func() { res <- relay.Pipe(down, up) }()
+
+	var want bytes.Buffer
+	go func() {
+		for i := range 20 {
+			chunk := bytes.Repeat([]byte{byte('a' + i)}, 64)
+			client.Write(chunk)
+			time.Sleep(time.Millisecond) // one read each
+		}
+		client.Write(bytes.Repeat([]byte("B"), 3*relay.BulkThreshold))
+		client.Write([]byte("tail"))
+		client.CloseWrite()
+	}()
+	for i := range 20 {
+		want.Write(bytes.Repeat([]byte{byte('a' + i)}, 64))
+	}
+	want.Write(bytes.Repeat([]byte("B"), 3*relay.BulkThreshold))
+	want.WriteString("tail")
+
+	server.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, err := io.ReadAll(server)
+	if err != nil || !bytes.Equal(got, want.Bytes()) {
+		t.Fatalf("server read %d bytes, %v; want %d in order", len(got), err, want.Len())
+	}
+	server.CloseWrite()
+	if r := <-res; r.Err != nil || r.Up != int64(want.Len()) {
+		t.Fatalf("result %+v", r)
 	}
 }
