@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync"
 	"sync/atomic"
 
 	"github.com/vishvananda/netns"
@@ -16,12 +17,29 @@ import (
 // to make a restore fail on purpose.
 var setns = netns.Set
 
+// self is the process's own network namespace, opened once. Every thread
+// the scheduler hands goroutines to is in it: Do returns a thread to the
+// scheduler only after switching it back, and discards it otherwise.
+var self = sync.OnceValues(func() (*Namespace, error) {
+	const path = "/proc/self/ns/net"
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("opening the process's own namespace: %w", err)
+	}
+	id, err := check(fd, path)
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("the process's own namespace: %w", err)
+	}
+	return &Namespace{Spec: path, Path: path, ID: id, h: netns.NsHandle(fd)}, nil
+})
+
 // discarded counts threads whose namespace could not be restored and that
 // were therefore left locked for the runtime to terminate.
 var discarded atomic.Uint64
 
 // ThreadsDiscarded reports how many OS threads were discarded because their
-// original namespace could not be restored after a switch.
+// namespace could not be restored after a switch.
 func ThreadsDiscarded() uint64 { return discarded.Load() }
 
 // switchSlots bounds the namespace switches in progress at once.
@@ -35,48 +53,39 @@ var switchSlots = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
 // the namespace it was created in.
 //
 // The work happens on a goroutine of its own, locked to its thread, so the
-// caller's thread state is never touched. If the original namespace cannot
+// caller's thread state is never touched. If the process's namespace cannot
 // be restored, that thread stays locked and is discarded by the runtime when
-// the goroutine exits; no other goroutine ever runs on it.
+// the goroutine exits; no other goroutine ever runs on it. When n is the
+// process's own namespace there is nothing to switch: fn runs on the
+// calling goroutine, which must therefore not be one that has locked its
+// thread into another namespace itself.
 func (n *Namespace) Do(fn func() error) error {
 	// A locked goroutine needs a thread of its own; bounding how many
 	// switches run at once bounds the threads a burst of dials can make.
 	switchSlots <- struct{}{}
 	defer func() { <-switchSlots }()
+	own, err := self()
+	if err != nil {
+		return err
+	}
+	if own.ID == n.ID {
+		// Already there: no switch, no privilege needed.
+		return fn()
+	}
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
 		// No deferred unlock: the thread may only go back to the
-		// scheduler once it is known to be in its own namespace again.
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("reading the thread's own namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		origID, err := check(int(orig), "/proc/thread-self/ns/net")
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		if origID == n.ID {
-			// Already there: no switch, no privilege needed.
-			err := fn()
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
+		// scheduler once it is in the process's namespace again.
 		if err := setns(n.h); err != nil {
 			// A failed setns changes nothing: the thread is still
-			// in its own namespace.
+			// in the process's namespace.
 			runtime.UnlockOSThread()
 			errc <- enterError(n, err)
 			return
 		}
 		ferr := fn()
-		if err := setns(orig); err != nil {
+		if err := setns(own.h); err != nil {
 			discarded.Add(1)
 			if f := OnThreadDiscarded; f != nil {
 				f(fmt.Errorf("netns %q: restoring the thread's namespace: %w (thread discarded)", n.Spec, err))
@@ -89,7 +98,9 @@ func (n *Namespace) Do(fn func() error) error {
 		runtime.UnlockOSThread()
 		errc <- ferr
 	}()
-	return <-errc
+	err = <-errc
+	scheduleShed()
+	return err
 }
 
 func enterError(n *Namespace, err error) error {

@@ -1,0 +1,100 @@
+//go:build linux
+
+package nsenter
+
+import (
+	"runtime"
+	"runtime/metrics"
+	"sync"
+	"time"
+)
+
+// The Go runtime never ends an OS thread it has created: after a burst of
+// blocking system calls, such as opening thousands of listeners at start-up,
+// the threads it made stay behind idle for the life of the process
+// (golang/go#14592). A goroutine that exits while locked to its thread does
+// end that thread, so after a burst of namespace switches Do sheds the
+// surplus that way, one thread at a time, once the process has been quiet
+// for ShedDelay.
+
+// ShedDelay is how long after the last namespace switch the surplus of idle
+// threads is shed. 0 turns shedding off.
+var ShedDelay = 500 * time.Millisecond
+
+// ShedKeep is how many threads shedding leaves: GOMAXPROCS plus a few for
+// the runtime's own (sysmon, the template thread, the netpoller's waiter).
+func ShedKeep() int { return runtime.GOMAXPROCS(0) + 4 }
+
+var shed struct {
+	mu    sync.Mutex
+	timer *time.Timer
+	runs  int // sheddings done, for tests
+	ended int // threads ended by them
+}
+
+// scheduleShed (re)arms the shedding timer; called after every switch.
+func scheduleShed() {
+	if ShedDelay <= 0 {
+		return
+	}
+	shed.mu.Lock()
+	defer shed.mu.Unlock()
+	if shed.timer == nil {
+		shed.timer = time.AfterFunc(ShedDelay, func() {
+			n := ShedThreads(ShedKeep())
+			shed.mu.Lock()
+			shed.runs++
+			shed.ended += n
+			shed.mu.Unlock()
+		})
+		return
+	}
+	shed.timer.Reset(ShedDelay)
+}
+
+// ShedThreads ends idle OS threads until the runtime owns at most keep, and
+// returns how many it ended. It stops early when ending one no longer
+// lowers the count: then no thread is idle, and the runtime has had to
+// start a new one to replace it.
+func ShedThreads(keep int) int {
+	ended, stalls := 0, 0
+	for range 4096 {
+		before := Threads()
+		if before <= keep || stalls >= 3 {
+			break
+		}
+		done := make(chan struct{})
+		go func() {
+			runtime.LockOSThread()
+			close(done)
+			// Exiting while locked ends the thread.
+		}()
+		<-done
+		// The thread ends just after the goroutine; give it a moment to
+		// leave the count.
+		var after int
+		for range 20 {
+			time.Sleep(100 * time.Microsecond)
+			if after = Threads(); after < before {
+				break
+			}
+		}
+		if after < before {
+			ended += before - after
+			stalls = 0
+		} else {
+			stalls++
+		}
+	}
+	return ended
+}
+
+// Threads is the number of OS threads the Go runtime owns.
+func Threads() int {
+	s := []metrics.Sample{{Name: "/sched/threads/total:threads"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return int(s[0].Value.Uint64())
+}
