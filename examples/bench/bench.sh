@@ -33,7 +33,8 @@
 # OS threads, processes and RSS (/proc/<pid>/status; summed over socat's
 # processes), then iperf3 (one stream from the first namespace, through
 # port 8001), the connection rate of short transactions (32 clients, one
-# connection each, rotating over the namespaces), echo p50/p99 on one
+# connection each, rotating over the namespaces) and the proxy's CPU time
+# per connection during it, echo p50/p99 on one
 # persistent connection, UDP request/response rate (32 flows), threads
 # again, and stop the proxy. It prints one table of medians with ratios to
 # HAProxy and to direct, checks the targets of issue 6, and writes
@@ -266,6 +267,17 @@ stats() {
 	echo "$t $p $r"
 }
 
+# cpu_ticks PID...: user + system CPU time of these processes and of their
+# waited-for children (socat's forks), in clock ticks
+cpu_ticks() {
+	local pid t=0 v
+	for pid in "$@"; do
+		v=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$pid/stat" 2>/dev/null) || continue
+		t=$((t + ${v:-0}))
+	done
+	echo "$t"
+}
+
 case_pgids=()
 case_pids() { pids_of "${case_pgids[@]}"; }
 
@@ -344,8 +356,18 @@ measure() {
 	else
 		log "$cse N=$n: iperf3 failed: $(tail -n 2 "$work/iperf-client.log")"
 	fi
-	bounded $((DUR + 20)) "$LOAD" connrate -prefix "$PREFIX" -n "$n" -addr "$eaddr" -c 32 -d "${DUR}s" &&
-		record "$n" "$cse" conn_per_s "$run" "$(<"$work/out")"
+	local c0 c1 rate
+	[ "$cse" = direct ] || c0=$(cpu_ticks $(case_pids))
+	if bounded $((DUR + 20)) "$LOAD" connrate -prefix "$PREFIX" -n "$n" -addr "$eaddr" -c 32 -d "${DUR}s"; then
+		rate=$(<"$work/out")
+		record "$n" "$cse" conn_per_s "$run" "$rate"
+		if [ "$cse" != direct ]; then
+			c1=$(cpu_ticks $(case_pids))
+			record "$n" "$cse" cpu_per_conn_us "$run" \
+				"$(awk -v d="$((c1 - c0))" -v hz="$(getconf CLK_TCK)" -v r="$rate" -v s="$DUR" \
+					'BEGIN {printf "%.1f", d / hz * 1e6 / (r * s)}')"
+		fi
+	fi
 	if bounded $((DUR + 20)) "$LOAD" echo -prefix "$PREFIX" -addr "$eaddr" -d "${DUR}s"; then
 		s=$(<"$work/out")
 		record "$n" "$cse" echo_p50_us "$run" "${s% *}"

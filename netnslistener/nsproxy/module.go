@@ -4,8 +4,9 @@
 //
 // Only the upstream socket's creation happens in the namespace; the
 // connect and all I/O run in the netpoller, so no OS thread is held per
-// connection. Between plain TCP connections the bytes are moved by the
-// kernel (splice), see package relay.
+// connection. Between plain TCP connections bulk transfers are moved by
+// the kernel (splice), small messages through a pooled buffer; see package
+// relay.
 package nsproxy
 
 import (

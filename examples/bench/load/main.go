@@ -441,6 +441,7 @@ type metricInfo struct {
 var metrics = []metricInfo{
 	{"tcp_gbps", "TCP bulk, Gbit/s (iperf3, 1 stream)", true},
 	{"conn_per_s", "connections/s (32 clients, 64 B each way)", true},
+	{"cpu_per_conn_us", "proxy CPU per connection, µs", false},
 	{"echo_p50_us", "echo p50, µs (64 B, persistent)", false},
 	{"echo_p99_us", "echo p99, µs", false},
 	{"udp_pps", "UDP req/resp per s (32 flows)", true},
