@@ -236,4 +236,17 @@ func TestSCTPProxyBenchmark(t *testing.T) {
 	// Straight to stdout, so that the lines reach the guest console (and
 	// the host's log of it) whole, without the test log's indentation.
 	fmt.Print("sctp-bench: " + strings.Join(lines, "\nsctp-bench: ") + "\n")
+	// The same figures as metric,case,value for examples/bench/bench.sh
+	// (case ours: through the proxy).
+	var csv []string
+	for _, r := range []struct {
+		c string
+		b benchResult
+	}{{"direct", d}, {"ours", p}} {
+		csv = append(csv,
+			fmt.Sprintf("sctp_msgs_per_s,%s,%.0f", r.c, r.b.rate()),
+			fmt.Sprintf("sctp_rtt_p50_us,%s,%.1f", r.c, float64(r.b.percentile(0.5))/float64(time.Microsecond)),
+			fmt.Sprintf("sctp_rtt_p99_us,%s,%.1f", r.c, float64(r.b.percentile(0.99))/float64(time.Microsecond)))
+	}
+	fmt.Print("sctp-bench-csv: " + strings.Join(csv, "\nsctp-bench-csv: ") + "\n")
 }

@@ -36,11 +36,13 @@
 # connection each, rotating over the namespaces) and the proxy's CPU time
 # per connection during it, echo p50/p99 on one
 # persistent connection, UDP request/response rate (32 flows), threads
-# again, and stop the proxy. It prints one table of medians with ratios to
-# HAProxy and to direct, checks the targets of issue 6, and writes
+# again, and stop the proxy. Then SCTP: the sctp app's proxy against a
+# direct association, in a qemu guest (TestSCTPProxyBenchmark; this host
+# has no SCTP; SCTP=0 skips it). It prints one table of medians with
+# ratios to HAProxy and to direct, checks the targets of issue 6, and writes
 # $OUT.raw.csv (every sample) and $OUT.csv (medians and ratios).
 #
-# Environment: NS_LIST, RUNS, DUR (seconds per load), CASES, OUT, PREFIX,
+# Environment: NS_LIST, RUNS, DUR (seconds per load), CASES, SCTP, OUT, PREFIX,
 # CADDY (a Caddy built with this plugin and caddy-l4; default: build it with
 # xcaddy/build.sh into ~/.cache/caddy-netns/caddy-bench), BACKEND_PORT
 # (17000), IPERF_PORT (17001), NET_PREFIX (10.213: the veth /30s are
@@ -396,6 +398,23 @@ for n in $NS_LIST; do
 		done
 	done
 done
+
+# SCTP: this host's kernel has no SCTP, so the sctp proxy and a direct
+# association are measured inside a qemu guest by TestSCTPProxyBenchmark
+# (l4sctp/internal/sctpvm). It installs what it needs with
+# .ci/install-sctp-vm.sh; SCTP=0 skips it.
+if [ "${SCTP:-1}" != 0 ]; then
+	log "SCTP: TestSCTPProxyBenchmark in the qemu guest"
+	if timeout 900 sh "$repo/.ci/install-sctp-vm.sh" >"$work/sctp-install.log" 2>&1 &&
+		(cd "$repo" && export SCTPVM_RUN=TestSCTPProxyBenchmark &&
+			bounded 900 go test -count=1 -v -run TestSCTPGuest ./l4sctp/); then
+		grep -o 'sctp-bench:.*' "$work/out" >&2 || true
+		grep -o 'sctp-bench-csv: .*' "$work/out" | sed 's/^sctp-bench-csv: //' |
+			while IFS=, read -r metric cse value; do record 1 "$cse" "$metric" 1 "$value"; done
+	else
+		log "SCTP: the guest benchmark failed: $(tail -n 3 "$work/sctp-install.log" "$work/out" 2>/dev/null)"
+	fi
+fi
 
 echo
 echo "caddy-netns benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), mode $MODE, $(nproc) CPUs, $(uname -r), $RUNS runs x ${DUR}s"
