@@ -89,6 +89,35 @@ func TestThreeNamespacesRoutedByMatcherAndPlaceholder(t *testing.T) {
 	}
 }
 
+// With no matcher in front, netns_proxy still fills the {l4.netns.*}
+// placeholders: the arrival namespace is looked up when an upstream
+// address first reads one.
+func TestPlaceholdersWithoutMatcher(t *testing.T) {
+	nstest.Require(t)
+	admin := e2e.Start(t)
+	nss := nstest.Add(t, 2)
+	var listen []string
+	for _, ns := range nss {
+		startBackend(t, ns, "127.0.0.1:9000", "in-"+ns)
+		listen = append(listen, "netns/"+ns+"/tcp/127.0.0.1:8000", "netns/"+ns+"/udp/127.0.0.1:8000")
+	}
+	admin.MustLoad(t, fmt.Sprintf(`{
+	admin %s
+	layer4 {
+		%s {
+			route {
+				netns_proxy netns/{l4.netns.name}/{l4.netns.network}/127.0.0.1:9000
+			}
+		}
+	}
+}
+`, strings.TrimPrefix(admin.URL, "http://"), strings.Join(listen, " ")), "caddyfile")
+	for _, ns := range nss {
+		expectAnswer(t, ns, "tcp", "127.0.0.1:8000", "in-"+ns)
+		expectAnswer(t, ns, "udp", "127.0.0.1:8000", "in-"+ns)
+	}
+}
+
 // With the first upstream down, every connection fails over to the next
 // one (policy first, so the dead one is always tried first).
 func TestFailoverWhenAnUpstreamIsDown(t *testing.T) {
