@@ -25,6 +25,8 @@
 #            the veth at $BACKEND_IP, not over loopback
 #   direct   no proxy: the clients in the namespaces connect to
 #            $BACKEND_IP over their veth (the physical reference)
+#   base     with BASELINE=/path/to/caddy: that build with ours's config,
+#            to compare a change with the build before it in one run
 #
 # and for each, N in $NS_LIST and run 1..$RUNS (cases interleaved in each
 # run, the order rotated from run to run, so that the noise of a shared
@@ -42,7 +44,7 @@
 # ratios to HAProxy and to direct, checks the targets of issue 6, and writes
 # $OUT.raw.csv (every sample) and $OUT.csv (medians and ratios).
 #
-# Environment: NS_LIST, RUNS, DUR (seconds per load), CASES, SCTP, OUT, PREFIX,
+# Environment: NS_LIST, RUNS, DUR (seconds per load), CASES, BASELINE, SCTP, OUT, PREFIX,
 # CADDY (a Caddy built with this plugin and caddy-l4; default: build it with
 # xcaddy/build.sh into ~/.cache/caddy-netns/caddy-bench), BACKEND_PORT
 # (17000), IPERF_PORT (17001), NET_PREFIX (10.213: the veth /30s are
@@ -54,12 +56,16 @@
 set -euo pipefail
 
 MODE=${1:-quick}
+# BASELINE: another Caddy build (say, of the previous commit) measured as
+# case "base" with the same config as ours, interleaved in the same runs.
+: "${BASELINE:=}"
 case $MODE in
 quick) : "${NS_LIST:=1 100}" "${RUNS:=3}" "${DUR:=2}" ;;
 full) : "${NS_LIST:=1 100 1000}" "${RUNS:=5}" "${DUR:=3}" ;;
 *) echo "usage: $0 quick|full" >&2; exit 2 ;;
 esac
-: "${CASES:=ours l4proxy haproxy socat direct}"
+: "${CASES:=ours l4proxy haproxy socat direct${BASELINE:+ base}}"
+[[ " $CASES " != *" base "* || -x "$BASELINE" ]] || { echo "case base needs BASELINE=/path/to/caddy" >&2; exit 2; }
 : "${PREFIX:=cnb-}" "${BACKEND_PORT:=17000}" "${IPERF_PORT:=17001}"
 : "${NET_PREFIX:=10.213}" "${BACKEND_IP:=10.214.0.1}"
 : "${OUT:=$PWD/netns-bench-$(date -u +%Y%m%dT%H%M%SZ)}"
@@ -288,11 +294,12 @@ start_case() {
 	local cse=$1 n=$2 i
 	case_pgids=()
 	case $cse in
-	ours | l4proxy)
-		local h=netns_proxy
+	ours | l4proxy | base)
+		local h=netns_proxy bin=$CADDY
 		[ "$cse" = l4proxy ] && h=proxy
+		[ "$cse" = base ] && bin=$BASELINE
 		render "$here/caddy.json.tmpl" "$n" "$h" >"$work/caddy-$cse-$n.json"
-		start "caddy-$cse" "$CADDY" run --config "$work/caddy-$cse-$n.json"
+		start "caddy-$cse" "$bin" run --config "$work/caddy-$cse-$n.json"
 		case_pgids=("$last_pid")
 		;;
 	haproxy)

@@ -456,7 +456,9 @@ var metrics = []metricInfo{
 	{"sctp_rtt_p99_us", "SCTP 64 B round trip p99, µs (guest)", false},
 }
 
-var cases = []string{"ours", "l4proxy", "haproxy", "socat", "direct"}
+// allCases is the order of the table's columns; only cases with data are
+// shown.
+var allCases = []string{"ours", "base", "l4proxy", "haproxy", "socat", "direct"}
 
 func median(v []float64) float64 {
 	s := append([]float64(nil), v...)
@@ -521,6 +523,15 @@ func report(args []string) error {
 		ns[n] = true
 		k := key{n, r[1], r[2]}
 		vals[k] = append(vals[k], v)
+	}
+	var cases []string
+	for _, c := range allCases {
+		for k := range vals {
+			if k.cse == c {
+				cases = append(cases, c)
+				break
+			}
+		}
 	}
 	var nlist []int
 	for n := range ns {
