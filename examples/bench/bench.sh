@@ -3,7 +3,7 @@
 # HAProxy, socat and a direct connection, for the same traffic (issue 6).
 # Run as root on Linux:
 #
-#   examples/bench/bench.sh quick    # N = 1 and 100, 3 runs x 2 s loads (~5 min)
+#   examples/bench/bench.sh quick    # N = 1 and 100, 3 runs x 2 s loads (~7 min)
 #   examples/bench/bench.sh full     # N = 1, 100 and 1000, 5 runs x 3 s (~25 min)
 #
 # It creates namespaces ${PREFIX}1..${PREFIX}N (default prefix cnb-), each
