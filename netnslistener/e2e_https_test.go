@@ -50,15 +50,28 @@ https://localhost:8443 {
 		t.Fatalf("no QUIC socket in the namespace: %+v", netnslistener.Sockets())
 	}
 
+	expectHTTP2AndHTTP3(t, ns, "127.0.0.1:8443")
+}
+
+// expectHTTP2AndHTTP3 asks https://localhost:<port>/ over HTTP/2 (TCP) and
+// HTTP/3 (QUIC), with both clients' sockets inside ns and addr as the
+// server's address there; the site answers with its protocol.
+func expectHTTP2AndHTTP3(t *testing.T, ns, addr string) {
+	t.Helper()
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "https://localhost:" + port + "/"
 	tlsConf := &tls.Config{ServerName: "localhost", InsecureSkipVerify: true}
 	h2 := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		TLSClientConfig:   tlsConf,
 		ForceAttemptHTTP2: true,
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return dialIn(ns, network, "127.0.0.1:8443")
+			return dialIn(ns, network, addr)
 		},
 	}}
-	expectBody(t, h2, "https://localhost:8443/", "hello over HTTP/2.0")
+	expectBody(t, h2, url, "hello over HTTP/2.0")
 
 	nsh, err := nsenter.Open(ns)
 	if err != nil {
@@ -67,12 +80,12 @@ https://localhost:8443 {
 	defer nsh.Close()
 	h3 := &http.Client{Timeout: 10 * time.Second, Transport: &http3.Transport{
 		TLSClientConfig: tlsConf,
-		Dial: func(ctx context.Context, addr string, tlsCfg *tls.Config, cfg *quic.Config) (*quic.Conn, error) {
+		Dial: func(ctx context.Context, _ string, tlsCfg *tls.Config, cfg *quic.Config) (*quic.Conn, error) {
 			pc, err := nsenter.ListenPacket(nsh, "udp", "127.0.0.1:0")
 			if err != nil {
 				return nil, err
 			}
-			raddr, err := net.ResolveUDPAddr("udp", "127.0.0.1:8443")
+			raddr, err := net.ResolveUDPAddr("udp", addr)
 			if err != nil {
 				return nil, err
 			}
@@ -80,7 +93,7 @@ https://localhost:8443 {
 		},
 	}}
 	defer h3.Transport.(*http3.Transport).Close()
-	expectBody(t, h3, "https://localhost:8443/", "hello over HTTP/3.0")
+	expectBody(t, h3, url, "hello over HTTP/3.0")
 }
 
 // expectBody GETs url, retrying for a few seconds while Caddy is still
