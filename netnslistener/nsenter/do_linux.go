@@ -21,17 +21,11 @@ var setns = netns.Set
 // the scheduler hands goroutines to is in it: Do returns a thread to the
 // scheduler only after switching it back, and discards it otherwise.
 var self = sync.OnceValues(func() (*Namespace, error) {
-	const path = "/proc/self/ns/net"
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	n, err := Open("/proc/self/ns/net")
 	if err != nil {
-		return nil, fmt.Errorf("opening the process's own namespace: %w", err)
-	}
-	id, err := check(fd, path)
-	if err != nil {
-		unix.Close(fd)
 		return nil, fmt.Errorf("the process's own namespace: %w", err)
 	}
-	return &Namespace{Spec: path, Path: path, ID: id, h: netns.NsHandle(fd)}, nil
+	return n, nil
 })
 
 // discarded counts threads whose namespace could not be restored and that
@@ -60,10 +54,6 @@ var switchSlots = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
 // calling goroutine, which must therefore not be one that has locked its
 // thread into another namespace itself.
 func (n *Namespace) Do(fn func() error) error {
-	// A locked goroutine needs a thread of its own; bounding how many
-	// switches run at once bounds the threads a burst of dials can make.
-	switchSlots <- struct{}{}
-	defer func() { <-switchSlots }()
 	own, err := self()
 	if err != nil {
 		return err
@@ -72,6 +62,10 @@ func (n *Namespace) Do(fn func() error) error {
 		// Already there: no switch, no privilege needed.
 		return fn()
 	}
+	// A locked goroutine needs a thread of its own; bounding how many
+	// switches run at once bounds the threads a burst of dials can make.
+	switchSlots <- struct{}{}
+	defer func() { <-switchSlots }()
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()

@@ -28,8 +28,6 @@ func ShedKeep() int { return runtime.GOMAXPROCS(0) + 4 }
 var shed struct {
 	mu    sync.Mutex
 	timer *time.Timer
-	runs  int // sheddings done, for tests
-	ended int // threads ended by them
 }
 
 // scheduleShed (re)arms the shedding timer; called after every switch.
@@ -40,13 +38,7 @@ func scheduleShed() {
 	shed.mu.Lock()
 	defer shed.mu.Unlock()
 	if shed.timer == nil {
-		shed.timer = time.AfterFunc(ShedDelay, func() {
-			n := ShedThreads(ShedKeep())
-			shed.mu.Lock()
-			shed.runs++
-			shed.ended += n
-			shed.mu.Unlock()
-		})
+		shed.timer = time.AfterFunc(ShedDelay, func() { ShedThreads(ShedKeep()) })
 		return
 	}
 	shed.timer.Reset(ShedDelay)
