@@ -55,18 +55,18 @@ func copyTCP(dst, src *net.TCPConn) (int64, error) {
 		if n < 0 {
 			n = 0
 		}
+		var werr error
 		if n > 0 {
-			w, werr := dst.Write((*bp)[:n])
+			var w int
+			w, werr = dst.Write((*bp)[:n])
 			total += int64(w)
-			if werr != nil {
-				bufs.Put(bp)
-				return total, werr
-			}
 		}
 		if bp != nil {
 			bufs.Put(bp)
 		}
 		switch {
+		case werr != nil:
+			return total, werr
 		case err != nil:
 			return total, readErr(err)
 		case n == 0:
