@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/caddy-netns/caddy-netns/netnslistener"
 	"github.com/caddy-netns/caddy-netns/netnslistener/internal/e2e"
@@ -180,11 +183,13 @@ func TestAllowListFollowsLinks(t *testing.T) {
 	expectNoAnswer(t, nss[1], "tcp", "127.0.0.1:8000")
 }
 
-// No namespace stays open longer than the call that needed it: after
-// listeners in namespaces are loaded and used, with netns_proxy dialing
-// into a namespace, the process holds no namespace descriptor (sockets pin
-// their namespaces by themselves) except the one on its own namespace,
-// which switches return to.
+// No namespace stays open longer than it is in use: after listeners in
+// namespaces are loaded and used, with netns_proxy dialing into a
+// namespace, the process holds no namespace descriptor once
+// nsenter.ShareLinger has passed (sockets pin their namespaces by
+// themselves), except the one on its own namespace, which switches return
+// to. The check runs once while they are still shared, so it is known to
+// see them.
 func TestNoNamespaceDescriptorsKept(t *testing.T) {
 	nstest.Require(t)
 	admin := e2e.Start(t)
@@ -195,23 +200,41 @@ func TestNoNamespaceDescriptorsKept(t *testing.T) {
 		"l":  {[]string{"netns/" + nss[0] + "/tcp/127.0.0.1:8000", "netns/" + nss[1] + "/udp/127.0.0.1:8000"}, proxyTo(fmt.Sprintf("127.0.0.1:%d", b.port))},
 		"up": {[]string{"netns/" + nss[0] + "/tcp/127.0.0.1:8001"}, netnsProxyTo("netns/" + nss[1] + "/tcp/127.0.0.1:9000")},
 	}), "json")
-	if fds := namespaceFDs(t); len(fds) > 0 {
-		t.Errorf("namespace descriptors open after loading: %v", fds)
+	if fds := namespaceFDs(t); len(fds) == 0 {
+		t.Errorf("no namespace descriptor seen right after loading; the check cannot see them")
 	}
+	expectNoNamespaceFDs(t, "after loading")
 	for range 5 {
 		expectAnswer(t, nss[0], "tcp", "127.0.0.1:8000", "b")
 		expectAnswer(t, nss[0], "tcp", "127.0.0.1:8001", "in")
 	}
-	if fds := namespaceFDs(t); len(fds) > 0 {
-		t.Errorf("namespace descriptors open after proxying: %v", fds)
+	expectNoNamespaceFDs(t, "after proxying")
+}
+
+// expectNoNamespaceFDs waits up to ShareLinger and a second for the
+// process to hold no namespace descriptor but its own namespace's.
+func expectNoNamespaceFDs(t *testing.T, when string) {
+	t.Helper()
+	deadline := time.Now().Add(nsenter.ShareLinger + time.Second)
+	for {
+		fds := namespaceFDs(t)
+		if len(fds) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("namespace descriptors open %v %s: %v", nsenter.ShareLinger+time.Second, when, fds)
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
 // namespaceFDs lists this process's descriptors on namespace files other
-// than its own network namespace.
+// than its own network namespace. A descriptor's link text is the path it
+// was opened through, so each one is stat'ed.
 func namespaceFDs(t *testing.T) []string {
 	t.Helper()
-	own, err := os.Readlink("/proc/self/ns/net")
+	own, err := nsenter.StatID("/proc/self/ns/net")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,8 +244,13 @@ func namespaceFDs(t *testing.T) []string {
 	}
 	var out []string
 	for _, e := range ents {
-		target, err := os.Readlink("/proc/self/fd/" + e.Name())
-		if err == nil && strings.HasPrefix(target, "net:[") && target != own {
+		p := "/proc/self/fd/" + e.Name()
+		var fs unix.Statfs_t
+		if unix.Statfs(p, &fs) != nil || fs.Type != unix.NSFS_MAGIC {
+			continue
+		}
+		if id, err := nsenter.StatID(p); err == nil && id != own {
+			target, _ := os.Readlink(p)
 			out = append(out, e.Name()+" -> "+target)
 		}
 	}

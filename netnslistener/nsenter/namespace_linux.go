@@ -20,7 +20,8 @@ type Namespace struct {
 	// ID identifies the namespace.
 	ID ID
 
-	h netns.NsHandle
+	h       netns.NsHandle
+	release func() // for a shared handle (OpenShared): drop this share
 }
 
 // Open opens the network namespace that spec names and checks that it
@@ -71,7 +72,13 @@ func nsTypeName(typ int) string {
 }
 
 // Close releases the handle. Sockets created in the namespace stay valid.
-func (n *Namespace) Close() error { return n.h.Close() }
+func (n *Namespace) Close() error {
+	if n.release != nil {
+		n.release()
+		return nil
+	}
+	return n.h.Close()
+}
 
 // String returns the namespace as the caller named it.
 func (n *Namespace) String() string { return n.Spec }

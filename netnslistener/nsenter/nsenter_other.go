@@ -62,3 +62,8 @@ func Current() (ID, error) { return ID{}, ErrUnsupported }
 
 // StatID is not supported on this platform.
 func StatID(path string) (ID, error) { return ID{}, ErrUnsupported }
+
+// OpenShared is not supported on this platform.
+func OpenShared(spec string, allow func(paths []string, id ID) error) (*Namespace, error) {
+	return nil, ErrUnsupported
+}

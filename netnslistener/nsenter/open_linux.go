@@ -33,34 +33,40 @@ const maxLinks = 8
 //
 // A nil allow allows everything.
 func OpenChecked(spec string, allow func(paths []string, id ID) error) (*Namespace, error) {
+	n, _, err := openChecked(spec, allow)
+	return n, err
+}
+
+// openChecked is OpenChecked that also returns the paths of the walk.
+func openChecked(spec string, allow func(paths []string, id ID) error) (*Namespace, []string, error) {
 	path, err := Path(spec)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	pfd, paths, err := walk(spec, path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer unix.Close(pfd)
 
 	var st unix.Stat_t
 	if err := unix.Fstat(pfd, &st); err != nil {
-		return nil, fmt.Errorf("namespace %q: stat %s: %w", spec, path, err)
+		return nil, nil, fmt.Errorf("namespace %q: stat %s: %w", spec, path, err)
 	}
 	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
-		return nil, fmt.Errorf("namespace %q: %s is a directory: %w", spec, path, ErrNotNetns)
+		return nil, nil, fmt.Errorf("namespace %q: %s is a directory: %w", spec, path, ErrNotNetns)
 	}
 	var sfs unix.Statfs_t
 	if err := unix.Fstatfs(pfd, &sfs); err != nil {
-		return nil, fmt.Errorf("namespace %q: statfs %s: %w", spec, path, err)
+		return nil, nil, fmt.Errorf("namespace %q: statfs %s: %w", spec, path, err)
 	}
 	if sfs.Type != unix.NSFS_MAGIC {
-		return nil, fmt.Errorf("namespace %q: %s is not a namespace file: %w", spec, path, ErrNotNetns)
+		return nil, nil, fmt.Errorf("namespace %q: %s is not a namespace file: %w", spec, path, ErrNotNetns)
 	}
 	id := ID{Dev: uint64(st.Dev), Ino: st.Ino}
 	if allow != nil {
 		if err := allow(paths, id); err != nil {
-			return nil, fmt.Errorf("namespace %q: %w", spec, err)
+			return nil, nil, fmt.Errorf("namespace %q: %w", spec, err)
 		}
 	}
 
@@ -68,7 +74,7 @@ func OpenChecked(spec string, allow func(paths []string, id ID) error) (*Namespa
 	// NS_GET_NSTYPE need a real descriptor.
 	fd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(pfd), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("namespace %q: opening %s: %w", spec, path, err)
+		return nil, nil, fmt.Errorf("namespace %q: opening %s: %w", spec, path, err)
 	}
 	got, err := check(fd, path)
 	if err == nil && got != id {
@@ -76,9 +82,9 @@ func OpenChecked(spec string, allow func(paths []string, id ID) error) (*Namespa
 	}
 	if err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("namespace %q: %w", spec, err)
+		return nil, nil, fmt.Errorf("namespace %q: %w", spec, err)
 	}
-	return &Namespace{Spec: spec, Path: path, ID: id, h: netns.NsHandle(fd)}, nil
+	return &Namespace{Spec: spec, Path: path, ID: id, h: netns.NsHandle(fd)}, paths, nil
 }
 
 // walk returns an O_PATH descriptor on the file path leads to, and the

@@ -230,12 +230,14 @@ func (p *Policy) Allows(spec string) error {
 // Open opens the namespace spec names if the policy allows it. Every
 // symbolic link followed from spec must lead to an allowed path too, and
 // the decision is made on the very file that is then opened (see
-// nsenter.OpenChecked).
+// nsenter.OpenChecked). A namespace opened through the same path moments
+// before is reused if the path still names it (nsenter.OpenShared); the
+// policy decides again on the paths that first led to it.
 func (p *Policy) Open(spec string) (*nsenter.Namespace, error) {
 	if err := p.Allows(spec); err != nil {
 		return nil, fmt.Errorf("namespace %q: %w", spec, err)
 	}
-	return nsenter.OpenChecked(spec, p.check)
+	return nsenter.OpenShared(spec, p.check)
 }
 
 // check is the decision on the file actually found: its own namespace, or
