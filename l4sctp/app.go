@@ -27,6 +27,7 @@ import (
 
 	"github.com/caddy-netns/caddy-netns/l4sctp/sctpnet"
 	"github.com/caddy-netns/caddy-netns/netnslistener"
+	"github.com/caddy-netns/caddy-netns/netnslistener/nsenter"
 )
 
 func init() {
@@ -232,6 +233,7 @@ func (s *Server) serve(ln Listener) {
 			continue
 		}
 		delay = 0
+		nsenter.Busy() // idle threads left by a burst are ended after it
 		go s.handle(c, log)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/caddy-netns/caddy-netns/netnslistener/nsenter"
 )
 
 // Handles returned to Caddy apps embed the concrete *net.TCPListener or
@@ -19,6 +21,17 @@ type tcpListener struct {
 	*net.TCPListener
 	closeOnce sync.Once
 	release   func()
+}
+
+// Accept waits for a connection. Each one is noted (nsenter.Busy), so that
+// the idle threads a burst of traffic leaves behind are ended once it is
+// over.
+func (l *tcpListener) Accept() (net.Conn, error) {
+	c, err := l.TCPListener.Accept()
+	if err == nil {
+		nsenter.Busy()
+	}
+	return c, err
 }
 
 func (l *tcpListener) Close() error {
@@ -58,10 +71,12 @@ func (c *udpConn) Close() error {
 // passed since the handle last delivered one — not at all if it never did.
 var CloseLinger = 90 * time.Second
 
-// ReadFrom reads a datagram; see CloseLinger for what happens after Close.
+// ReadFrom reads a datagram (noted like a connection, see Accept); see
+// CloseLinger for what happens after Close.
 func (c *udpConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	n, addr, err := c.UDPConn.ReadFrom(b)
 	if err == nil {
+		nsenter.Busy()
 		c.lastRead.Store(time.Now().UnixNano())
 		return n, addr, nil
 	}

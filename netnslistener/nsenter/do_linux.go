@@ -93,7 +93,7 @@ func (n *Namespace) Do(fn func() error) error {
 		errc <- ferr
 	}()
 	err = <-errc
-	scheduleShed()
+	Busy()
 	return err
 }
 

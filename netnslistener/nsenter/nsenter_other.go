@@ -67,3 +67,6 @@ func StatID(path string) (ID, error) { return ID{}, ErrUnsupported }
 func OpenShared(spec string, allow func(paths []string, id ID) error) (*Namespace, error) {
 	return nil, ErrUnsupported
 }
+
+// Busy does nothing on this platform.
+func Busy() {}

@@ -5,43 +5,56 @@ package nsenter
 import (
 	"runtime"
 	"runtime/metrics"
-	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // The Go runtime never ends an OS thread it has created: after a burst of
 // blocking system calls, such as opening thousands of listeners at start-up,
-// the threads it made stay behind idle for the life of the process
-// (golang/go#14592). A goroutine that exits while locked to its thread does
-// end that thread, so after a burst of namespace switches Do sheds the
-// surplus that way, one thread at a time, once the process has been quiet
-// for ShedDelay.
+// or a burst of traffic in which system calls were held up long enough for
+// the runtime to hand their processor to another thread, the threads it made
+// stay behind idle for the life of the process (golang/go#14592). A
+// goroutine that exits while locked to its thread does end that thread, so
+// once namespace switches and traffic through the listeners have been quiet
+// for ShedDelay, the surplus is shed that way, one thread at a time.
 
-// ShedDelay is how long after the last namespace switch the surplus of idle
-// threads is shed. 0 turns shedding off.
+// ShedDelay is how long namespace switches and traffic must have been quiet
+// before the surplus of idle threads is shed. 0 turns shedding off.
 var ShedDelay = 500 * time.Millisecond
 
 // ShedKeep is how many threads shedding leaves: GOMAXPROCS plus a few for
 // the runtime's own (sysmon, the template thread, the netpoller's waiter).
 func ShedKeep() int { return runtime.GOMAXPROCS(0) + 4 }
 
-var shed struct {
-	mu    sync.Mutex
-	timer *time.Timer
+var (
+	activity atomic.Uint64 // namespace switches and Busy calls
+	watching atomic.Bool   // a watch is running
+)
+
+// Busy notes a namespace switch, an accepted connection or a datagram. It
+// costs two atomic operations; the first call after a quiet spell starts a
+// watch that sheds idle threads once ShedDelay passes without another.
+func Busy() {
+	activity.Add(1)
+	if !watching.Load() && ShedDelay > 0 && watching.CompareAndSwap(false, true) {
+		go watch()
+	}
 }
 
-// scheduleShed (re)arms the shedding timer; called after every switch.
-func scheduleShed() {
-	if ShedDelay <= 0 {
-		return
+func watch() {
+	last := activity.Load()
+	for {
+		time.Sleep(ShedDelay)
+		now := activity.Load()
+		if now == last {
+			break
+		}
+		last = now
 	}
-	shed.mu.Lock()
-	defer shed.mu.Unlock()
-	if shed.timer == nil {
-		shed.timer = time.AfterFunc(ShedDelay, func() { ShedThreads(ShedKeep()) })
-		return
+	watching.Store(false)
+	if Threads() > ShedKeep() {
+		ShedThreads(ShedKeep())
 	}
-	shed.timer.Reset(ShedDelay)
 }
 
 // ShedThreads ends idle OS threads until the runtime owns at most keep, and

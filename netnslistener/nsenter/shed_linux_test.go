@@ -3,7 +3,6 @@
 package nsenter_test
 
 import (
-	"sync"
 	"testing"
 	"time"
 
@@ -19,16 +18,8 @@ import (
 func TestIdleThreadsAreShedAfterABurst(t *testing.T) {
 	nstest.Require(t)
 	ns := open(t, nstest.Add(t, 1)[0])
-
-	// Many goroutines in a blocking system call at once: the runtime
-	// starts a thread for nearly every one.
 	keep := nsenter.ShedKeep()
-	var wg sync.WaitGroup
-	for range keep + 40 {
-		wg.Go(func() { _ = unix.Nanosleep(&unix.Timespec{Nsec: 50e6}, nil) })
-	}
-	wg.Wait()
-	burst := nsenter.Threads()
+	burst := nstest.ThreadBurst(keep + 40)
 	if burst < keep+10 {
 		t.Fatalf("the burst left %d threads; want at least %d to shed", burst, keep+10)
 	}
@@ -39,15 +30,34 @@ func TestIdleThreadsAreShedAfterABurst(t *testing.T) {
 	}
 	unix.Close(fd)
 
-	deadline := time.Now().Add(nsenter.ShedDelay + 5*time.Second)
-	now := nsenter.Threads()
-	for now > keep+2 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-		now = nsenter.Threads()
-	}
+	within := nsenter.ShedDelay + 5*time.Second
+	now := nstest.WaitThreads(keep+2, within)
 	t.Logf("threads: %d after the burst, %d after shedding (keep %d)", burst, now, keep)
 	if now > keep+2 {
-		t.Fatalf("threads: %d after the burst, still %d after %v; want at most %d",
-			burst, now, nsenter.ShedDelay+5*time.Second, keep+2)
+		t.Fatalf("threads: %d after the burst, still %d after %v; want at most %d", burst, now, within, keep+2)
+	}
+}
+
+// Traffic (Busy) starts the same shedding once it has been quiet for
+// ShedDelay; without it, idle threads stay.
+func TestIdleThreadsAreShedAfterTraffic(t *testing.T) {
+	keep := nsenter.ShedKeep()
+	time.Sleep(3 * nsenter.ShedDelay) // let any earlier watch end
+	burst := nstest.ThreadBurst(keep + 40)
+	if burst < keep+10 {
+		t.Fatalf("the burst left %d threads; want at least %d to shed", burst, keep+10)
+	}
+	if now := nstest.WaitThreads(keep+2, 3*nsenter.ShedDelay); now <= keep+2 {
+		t.Fatalf("threads fell from %d to %d with no switch and no traffic; the test cannot tell Busy's effect", burst, now)
+	}
+	for range 5 {
+		nsenter.Busy()
+		time.Sleep(nsenter.ShedDelay / 5)
+	}
+	within := nsenter.ShedDelay + 5*time.Second
+	now := nstest.WaitThreads(keep+2, within)
+	t.Logf("threads: %d after the burst, %d after the traffic stopped (keep %d)", burst, now, keep)
+	if now > keep+2 {
+		t.Fatalf("threads: %d after the burst, still %d %v after the traffic; want at most %d", burst, now, within, keep+2)
 	}
 }

@@ -6,8 +6,10 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -165,4 +167,28 @@ func ThreadSyscalls() map[string]int {
 		}
 	}
 	return out
+}
+
+// ThreadBurst puts n goroutines in a blocking system call at once, so the
+// Go runtime starts a thread for nearly every one, and returns the number
+// of threads the runtime owns afterwards.
+func ThreadBurst(n int) int {
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() { _ = unix.Nanosleep(&unix.Timespec{Nsec: 50e6}, nil) })
+	}
+	wg.Wait()
+	return nsenter.Threads()
+}
+
+// WaitThreads waits up to within for the runtime's threads to drop to at
+// most limit and returns the last count seen.
+func WaitThreads(limit int, within time.Duration) int {
+	deadline := time.Now().Add(within)
+	now := nsenter.Threads()
+	for now > limit && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		now = nsenter.Threads()
+	}
+	return now
 }
