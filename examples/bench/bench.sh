@@ -38,7 +38,7 @@
 # connection each, rotating over the namespaces) and the proxy's CPU time
 # per connection during it, echo p50/p99 on one
 # persistent connection, UDP request/response rate (32 flows), threads
-# again, and stop the proxy. Then SCTP: the sctp app's proxy against a
+# again at the end of the loads and 1 s later, and stop the proxy. Then SCTP: the sctp app's proxy against a
 # direct association, in a qemu guest (TestSCTPProxyBenchmark; this host
 # has no SCTP; SCTP=0 skips it). It prints one table of medians with
 # ratios to HAProxy and to direct, checks the targets of issue 6, and writes
@@ -389,6 +389,9 @@ measure() {
 	if [ "$cse" != direct ]; then
 		read -r th pr rss < <(stats $(case_pids))
 		record "$n" "$cse" threads_load "$run" "$th"
+		sleep 1 # as after bring-up: idle threads left by the loads
+		read -r th pr rss < <(stats $(case_pids))
+		record "$n" "$cse" threads_after "$run" "$th"
 		stop_case
 	fi
 	log "$cse N=$n run $run: done"
