@@ -33,10 +33,10 @@
 # machine falls on all of them alike):
 # start the proxy, time until every namespace's port 8000 answers an echo,
 # OS threads, processes and RSS (/proc/<pid>/status; summed over socat's
-# processes), then iperf3 (one stream from the first namespace, through
+# processes), the same probe again against the running proxy, then iperf3 (one stream from the first namespace, through
 # port 8001), the connection rate of short transactions (32 clients, one
 # connection each, rotating over the namespaces) and the proxy's CPU time
-# per connection during it, echo p50/p99 on one
+# (user, system, both) per connection during it, echo p50/p99 on one
 # persistent connection, UDP request/response rate (32 flows), threads
 # again at the end of the loads and 1 s later, and stop the proxy. Then SCTP: the sctp app's proxy against a
 # direct association, in a qemu guest (TestSCTPProxyBenchmark; this host
@@ -275,15 +275,15 @@ stats() {
 	echo "$t $p $r"
 }
 
-# cpu_ticks PID...: user + system CPU time of these processes and of their
+# cpu_ticks PID...: "user system" CPU time of these processes and of their
 # waited-for children (socat's forks), in clock ticks
 cpu_ticks() {
-	local pid t=0 v
+	local pid u=0 s=0 vu vs
 	for pid in "$@"; do
-		v=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$pid/stat" 2>/dev/null) || continue
-		t=$((t + ${v:-0}))
+		read -r vu vs < <(awk '{print $14 + $16, $15 + $17}' "/proc/$pid/stat" 2>/dev/null) || continue
+		u=$((u + ${vu:-0})) s=$((s + ${vs:-0}))
 	done
-	echo "$t"
+	echo "$u $s"
 }
 
 case_pgids=()
@@ -357,6 +357,10 @@ measure() {
 		record "$n" "$cse" rss_per_listener_kib "$run" \
 			"$(awk -v r="$rss" -v n="$n" -v l="$(listeners_of "$cse")" 'BEGIN {printf "%.2f", r / (n * l)}')"
 		log "$cse N=$n run $run: up in ${v}s, $th threads, $pr processes, $((rss / 1024)) MiB"
+		# The same probe against the running proxy: how much of the
+		# bring-up time is the probe's own round of first connections.
+		bounded 200 "$LOAD" wait -prefix "$PREFIX" -n "$n" -addr "$eaddr" -timeout 180s &&
+			record "$n" "$cse" reprobe_s "$run" "$(<"$work/out")"
 	fi
 	# TCP bulk, one stream, from the first namespace
 	if bounded $((DUR + 20)) ip netns exec "${PREFIX}1" iperf3 -c "$baddr" -p "$bport" -t "$DUR" -J 2>>"$work/iperf-client.log" &&
@@ -372,9 +376,17 @@ measure() {
 		record "$n" "$cse" conn_per_s "$run" "$rate"
 		if [ "$cse" != direct ]; then
 			c1=$(cpu_ticks $(case_pids))
-			record "$n" "$cse" cpu_per_conn_us "$run" \
-				"$(awk -v d="$((c1 - c0))" -v hz="$(getconf CLK_TCK)" -v r="$rate" -v s="$DUR" \
-					'BEGIN {printf "%.1f", d / hz * 1e6 / (r * s)}')"
+			local m d
+			for m in cpu_per_conn_us cpu_user_per_conn_us cpu_sys_per_conn_us; do
+				case $m in
+				cpu_per_conn_us) d=$((${c1% *} + ${c1#* } - ${c0% *} - ${c0#* })) ;;
+				cpu_user_per_conn_us) d=$((${c1% *} - ${c0% *})) ;;
+				*) d=$((${c1#* } - ${c0#* })) ;;
+				esac
+				record "$n" "$cse" "$m" "$run" \
+					"$(awk -v d="$d" -v hz="$(getconf CLK_TCK)" -v r="$rate" -v s="$DUR" \
+						'BEGIN {printf "%.1f", d / hz * 1e6 / (r * s)}')"
+			done
 		fi
 	fi
 	if bounded $((DUR + 20)) "$LOAD" echo -prefix "$PREFIX" -addr "$eaddr" -d "${DUR}s"; then
