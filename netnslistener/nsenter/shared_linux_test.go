@@ -12,10 +12,20 @@ import (
 	"github.com/caddy-netns/caddy-netns/netnslistener/nsenter"
 )
 
-func shortLinger(t *testing.T) {
+// openShared makes a namespace and opens it with OpenShared, with a short
+// ShareLinger for the test.
+func openShared(t *testing.T) (string, *nsenter.Namespace) {
+	t.Helper()
+	nstest.Require(t)
 	orig := nsenter.ShareLinger
 	nsenter.ShareLinger = 200 * time.Millisecond
 	t.Cleanup(func() { nsenter.ShareLinger = orig })
+	name := nstest.Add(t, 1)[0]
+	ns, err := nsenter.OpenShared(name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return name, ns
 }
 
 // descriptorsOn counts this process's descriptors on the namespace id.
@@ -38,13 +48,7 @@ func descriptorsOn(t *testing.T, id nsenter.ID) int {
 }
 
 func TestOpenSharedUsesOneDescriptorAndClosesItWhenIdle(t *testing.T) {
-	nstest.Require(t)
-	shortLinger(t)
-	name := nstest.Add(t, 1)[0]
-	a, err := nsenter.OpenShared(name, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	name, a := openShared(t)
 	b, err := nsenter.OpenShared("/var/run/netns/"+name, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -82,13 +86,7 @@ func TestOpenSharedUsesOneDescriptorAndClosesItWhenIdle(t *testing.T) {
 }
 
 func TestOpenSharedSeesARecreatedNamespace(t *testing.T) {
-	nstest.Require(t)
-	shortLinger(t)
-	name := nstest.Add(t, 1)[0]
-	a, err := nsenter.OpenShared(name, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	name, a := openShared(t)
 	old := a.ID
 	a.Close()
 	nstest.Del(name)
@@ -107,17 +105,11 @@ func TestOpenSharedSeesARecreatedNamespace(t *testing.T) {
 }
 
 func TestOpenSharedAsksAllowOnEveryUse(t *testing.T) {
-	nstest.Require(t)
-	shortLinger(t)
-	name := nstest.Add(t, 1)[0]
-	a, err := nsenter.OpenShared(name, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	name, a := openShared(t)
 	defer a.Close()
 	refused := errors.New("refused by this caller")
 	var paths []string
-	_, err = nsenter.OpenShared(name, func(p []string, id nsenter.ID) error {
+	_, err := nsenter.OpenShared(name, func(p []string, id nsenter.ID) error {
 		paths = p
 		return refused
 	})

@@ -5,6 +5,7 @@ package nsenter
 import (
 	"runtime"
 	"runtime/metrics"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -29,6 +30,7 @@ func ShedKeep() int { return runtime.GOMAXPROCS(0) + 4 }
 var (
 	activity atomic.Uint64 // namespace switches and Busy calls
 	watching atomic.Bool   // a watch is running
+	shedding sync.Mutex    // held by ShedThreads
 )
 
 // Busy notes a namespace switch, an accepted connection or a datagram. It
@@ -62,6 +64,10 @@ func watch() {
 // lowers the count: then no thread is idle, and the runtime has had to
 // start a new one to replace it.
 func ShedThreads(keep int) int {
+	// One shedder at a time: two would each end a thread for the same
+	// surplus.
+	shedding.Lock()
+	defer shedding.Unlock()
 	ended, stalls := 0, 0
 	for range 4096 {
 		before := Threads()
