@@ -1,6 +1,10 @@
 package nsenter
 
-import "github.com/vishvananda/netns"
+import (
+	"time"
+
+	"github.com/vishvananda/netns"
+)
 
 // FailRestores makes the next n restores of a thread's namespace fail, for
 // tests of the discard path. Do calls setns twice per switch, to enter and
@@ -18,4 +22,18 @@ func FailRestores(n int, err error) (undo func()) {
 		return orig(h)
 	}
 	return func() { setns = orig }
+}
+
+// SetShareLinger sets ShareLinger under the lock its readers hold and
+// returns a function that restores it.
+func SetShareLinger(d time.Duration) (undo func()) {
+	shares.Lock()
+	defer shares.Unlock()
+	orig := ShareLinger
+	ShareLinger = d
+	return func() {
+		shares.Lock()
+		defer shares.Unlock()
+		ShareLinger = orig
+	}
 }

@@ -40,7 +40,7 @@ var shares struct {
 // which the namespace was first opened. Close on the result releases this
 // caller's share.
 func OpenShared(spec string, allow func(paths []string, id ID) error) (*Namespace, error) {
-	if ShareLinger <= 0 {
+	if linger() <= 0 {
 		return OpenChecked(spec, allow)
 	}
 	path, err := Path(spec)
@@ -75,6 +75,13 @@ func OpenShared(spec string, allow func(paths []string, id ID) error) (*Namespac
 	s := &share{ns: n, paths: paths, refs: 1}
 	shares.m[path] = s
 	return s.handle(spec), nil
+}
+
+// linger reads ShareLinger under the lock its other readers hold.
+func linger() time.Duration {
+	shares.Lock()
+	defer shares.Unlock()
+	return ShareLinger
 }
 
 // take returns the share for path with a reference taken, or nil.

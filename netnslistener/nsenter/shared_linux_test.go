@@ -17,9 +17,7 @@ import (
 func openShared(t *testing.T) (string, *nsenter.Namespace) {
 	t.Helper()
 	nstest.Require(t)
-	orig := nsenter.ShareLinger
-	nsenter.ShareLinger = 200 * time.Millisecond
-	t.Cleanup(func() { nsenter.ShareLinger = orig })
+	t.Cleanup(nsenter.SetShareLinger(200 * time.Millisecond))
 	name := nstest.Add(t, 1)[0]
 	ns, err := nsenter.OpenShared(name, nil)
 	if err != nil {
