@@ -106,6 +106,7 @@ busy=$(ss -Hltnu "( sport = :$BACKEND_PORT or sport = :$IPERF_PORT )" || true)
 
 # --- cleanup ------------------------------------------------------------------------
 work=$(mktemp -d /tmp/caddy-netns-bench.XXXXXX)
+cg= # the cgroup that measures the proxy's CPU time (see cpu_ns)
 pgids=()   # process groups we started (each with setsid)
 created=0  # namespaces created so far
 stop_groups() { # stop_groups PGID...: TERM, then KILL what is left
@@ -134,7 +135,9 @@ cleanup() {
 		{ for i in $(seq "$created"); do echo "netns del $PREFIX$i"; done; } | ip -force -batch - 2>/dev/null
 	fi
 	rm -rf "$work"
-	log "removed: processes, $created namespaces and their veths, $work"
+	# the cgroup empties once the processes killed above are gone
+	for i in 1 2 3 4 5 6 7 8 9 10; do [ -z "$cg" ] || [ ! -d "$cg" ] || rmdir "$cg" 2>/dev/null || sleep 0.2; done
+	log "removed: processes, $created namespaces and their veths, $work${cg:+, $cg}"
 	exit "$rc"
 }
 trap cleanup EXIT
@@ -275,15 +278,42 @@ stats() {
 	echo "$t $p $r"
 }
 
-# cpu_ticks PID...: "user system" CPU time of these processes and of their
-# waited-for children (socat's forks), in clock ticks
-cpu_ticks() {
+# The proxy's CPU time is read from a cgroup of its own, which counts every
+# process in it, socat's forks included after they exit, and rounds once
+# for the whole cgroup. Summing /proc/<pid>/stat instead rounds each
+# process down to 10 ms ticks, which loses nearly everything when 3000
+# socat processes use a few ms each. Without a writable cgroup the script
+# falls back to /proc.
+for d in /sys/fs/cgroup/cpuacct /sys/fs/cgroup/unified /sys/fs/cgroup; do
+	if { [ -f "$d/cpuacct.stat" ] || [ -f "$d/cpu.stat" ]; } && mkdir "$d/caddy-netns-bench.$$" 2>/dev/null; then
+		cg=$d/caddy-netns-bench.$$
+		break
+	fi
+done
+[ -n "$cg" ] || log "no writable cgroup: proxy CPU time from /proc/<pid>/stat, in 10 ms ticks per process"
+
+# cpu_ns PID...: "user system" CPU nanoseconds of these processes, their
+# children, and everything else that has been in the cgroup since it was
+# made (only the processes of one case at a time are moved there)
+cpu_ns() {
 	local pid u=0 s=0 vu vs
+	if [ -n "$cg" ]; then
+		for pid in "$@"; do echo "$pid" >"$cg/cgroup.procs" 2>/dev/null; done
+		if [ -f "$cg/cpuacct.stat" ]; then
+			# ticks, but for the whole cgroup at once; cpuacct.usage_user
+			# and _sys would charge most user time to system
+			awk -v hz="$(getconf CLK_TCK)" '$1 == "user" {u = $2} $1 == "system" {s = $2}
+				END {printf "%.0f %.0f\n", u * 1e9 / hz, s * 1e9 / hz}' "$cg/cpuacct.stat"
+		else
+			awk '$1 == "user_usec" {u = $2} $1 == "system_usec" {s = $2} END {print u * 1000, s * 1000}' "$cg/cpu.stat"
+		fi
+		return
+	fi
 	for pid in "$@"; do
 		read -r vu vs < <(awk '{print $14 + $16, $15 + $17}' "/proc/$pid/stat" 2>/dev/null) || continue
 		u=$((u + ${vu:-0})) s=$((s + ${vs:-0}))
 	done
-	echo "$u $s"
+	echo "$((u * 1000000000 / $(getconf CLK_TCK))) $((s * 1000000000 / $(getconf CLK_TCK)))"
 }
 
 case_pgids=()
@@ -370,12 +400,12 @@ measure() {
 		log "$cse N=$n: iperf3 failed: $(tail -n 2 "$work/iperf-client.log")"
 	fi
 	local c0 c1 rate
-	[ "$cse" = direct ] || c0=$(cpu_ticks $(case_pids))
+	[ "$cse" = direct ] || c0=$(cpu_ns $(case_pids))
 	if bounded $((DUR + 20)) "$LOAD" connrate -prefix "$PREFIX" -n "$n" -addr "$eaddr" -c 32 -d "${DUR}s"; then
 		rate=$(<"$work/out")
 		record "$n" "$cse" conn_per_s "$run" "$rate"
 		if [ "$cse" != direct ]; then
-			c1=$(cpu_ticks $(case_pids))
+			c1=$(cpu_ns $(case_pids))
 			local m d
 			for m in cpu_per_conn_us cpu_user_per_conn_us cpu_sys_per_conn_us; do
 				case $m in
@@ -384,8 +414,7 @@ measure() {
 				*) d=$((${c1#* } - ${c0#* })) ;;
 				esac
 				record "$n" "$cse" "$m" "$run" \
-					"$(awk -v d="$d" -v hz="$(getconf CLK_TCK)" -v r="$rate" -v s="$DUR" \
-						'BEGIN {printf "%.1f", d / hz * 1e6 / (r * s)}')"
+					"$(awk -v d="$d" -v r="$rate" -v s="$DUR" 'BEGIN {printf "%.1f", d / 1e3 / (r * s)}')"
 			done
 		fi
 	fi
