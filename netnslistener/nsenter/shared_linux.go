@@ -40,14 +40,15 @@ var shares struct {
 // which the namespace was first opened. Close on the result releases this
 // caller's share.
 func OpenShared(spec string, allow func(paths []string, id ID) error) (*Namespace, error) {
-	if linger() <= 0 {
-		return OpenChecked(spec, allow)
-	}
 	path, err := Path(spec)
 	if err != nil {
 		return nil, err
 	}
-	if s := take(path); s != nil {
+	s, on := take(path)
+	if !on {
+		return OpenChecked(spec, allow)
+	}
+	if s != nil {
 		if id, err := idOfPath(path); err == nil && id == s.ns.ID {
 			if allow != nil {
 				if err := allow(s.paths, id); err != nil {
@@ -72,27 +73,24 @@ func OpenShared(spec string, allow func(paths []string, id ID) error) (*Namespac
 	if shares.m[path] != nil {
 		return n, nil // another caller shared one meanwhile; this one is private
 	}
-	s := &share{ns: n, paths: paths, refs: 1}
+	s = &share{ns: n, paths: paths, refs: 1}
 	shares.m[path] = s
 	return s.handle(spec), nil
 }
 
-// linger reads ShareLinger under the lock its other readers hold.
-func linger() time.Duration {
+// take returns the share for path with a reference taken, or nil, and
+// whether sharing is on at all (ShareLinger, read under the lock).
+func take(path string) (*share, bool) {
 	shares.Lock()
 	defer shares.Unlock()
-	return ShareLinger
-}
-
-// take returns the share for path with a reference taken, or nil.
-func take(path string) *share {
-	shares.Lock()
-	defer shares.Unlock()
+	if ShareLinger <= 0 {
+		return nil, false
+	}
 	s := shares.m[path]
 	if s != nil {
 		s.refs++
 	}
-	return s
+	return s, true
 }
 
 // handle is the caller's view of s: its own Spec, one release.

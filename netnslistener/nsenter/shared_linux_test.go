@@ -115,3 +115,20 @@ func TestOpenSharedAsksAllowOnEveryUse(t *testing.T) {
 		t.Fatalf("shared open with a refusing allow: %v (paths %v)", err, paths)
 	}
 }
+
+func TestOpenSharedOffWithZeroLinger(t *testing.T) {
+	name, a := openShared(t)
+	defer a.Close()
+	t.Cleanup(nsenter.SetShareLinger(0))
+	b, err := nsenter.OpenShared(name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := descriptorsOn(t, a.ID); n != 2 {
+		t.Errorf("%d descriptors with sharing off and two handles open, want 2", n)
+	}
+	b.Close()
+	if n := descriptorsOn(t, a.ID); n != 1 {
+		t.Errorf("%d descriptors after closing the unshared handle, want 1", n)
+	}
+}
