@@ -406,15 +406,10 @@ measure() {
 		record "$n" "$cse" conn_per_s "$run" "$rate"
 		if [ "$cse" != direct ]; then
 			c1=$(cpu_ns $(case_pids))
-			local m d
-			for m in cpu_per_conn_us cpu_user_per_conn_us cpu_sys_per_conn_us; do
-				case $m in
-				cpu_per_conn_us) d=$((${c1% *} + ${c1#* } - ${c0% *} - ${c0#* })) ;;
-				cpu_user_per_conn_us) d=$((${c1% *} - ${c0% *})) ;;
-				*) d=$((${c1#* } - ${c0#* })) ;;
-				esac
-				record "$n" "$cse" "$m" "$run" \
-					"$(awk -v d="$d" -v r="$rate" -v s="$DUR" 'BEGIN {printf "%.1f", d / 1e3 / (r * s)}')"
+			local du=$((${c1% *} - ${c0% *})) ds=$((${c1#* } - ${c0#* })) m
+			for m in "cpu_per_conn_us $((du + ds))" "cpu_user_per_conn_us $du" "cpu_sys_per_conn_us $ds"; do
+				record "$n" "$cse" "${m% *}" "$run" \
+					"$(awk -v d="${m#* }" -v r="$rate" -v s="$DUR" 'BEGIN {printf "%.1f", d / 1e3 / (r * s)}')"
 			done
 		fi
 	fi
