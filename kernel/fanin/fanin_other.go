@@ -17,6 +17,7 @@ func NewListener(net.Addr) (*Listener, error) { return nil, ErrUnsupported }
 
 func (*Listener) AddFD(any, int) error                     { return ErrUnsupported }
 func (*Listener) AddFile(any, *os.File) error              { return ErrUnsupported }
+func (*Listener) SetKeepAlive(net.KeepAliveConfig)         {}
 func (*Listener) Remove(any) error                         { return ErrUnsupported }
 func (*Listener) Len() int                                 { return 0 }
 func (*Listener) Stats(any) *Stats                         { return nil }

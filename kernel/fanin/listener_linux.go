@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -27,6 +28,8 @@ type Listener struct {
 	addr net.Addr
 
 	events []unix.EpollEvent // used only by the goroutine in p.wait
+
+	keepAlive atomic.Pointer[net.KeepAliveConfig]
 
 	qmu   sync.Mutex
 	queue []pending // accepted, not handed out yet
@@ -100,6 +103,12 @@ func checkStream(fd int) error {
 	return nil
 }
 
+// SetKeepAlive sets the TCP keep-alive of the connections Accept returns
+// from now on. By default they have what net.FileConn gives, which is what
+// net.Listen's listeners give too: keep-alive on, 15 s idle, the system's
+// interval and count. A config with Enable false turns it off.
+func (l *Listener) SetKeepAlive(cfg net.KeepAliveConfig) { l.keepAlive.Store(&cfg) }
+
 // Remove takes the member tag out, closes its socket and the connections
 // accepted on it that Accept has not returned yet. Once Remove returns,
 // Accept returns nothing more from it.
@@ -164,6 +173,19 @@ func (l *Listener) AcceptTagged() (*net.TCPConn, any, error) {
 			if err != nil {
 				c.m.stats.Errors.Add(1)
 				return nil, nil, l.opError(err)
+			}
+			if ka := l.keepAlive.Load(); ka != nil {
+				var err error
+				if ka.Enable {
+					err = tc.SetKeepAliveConfig(*ka)
+				} else {
+					err = tc.SetKeepAlive(false)
+				}
+				if err != nil {
+					tc.Close()
+					c.m.stats.Errors.Add(1)
+					return nil, nil, l.opError(err)
+				}
 			}
 			return tc, c.m.tag, nil
 		}

@@ -53,12 +53,10 @@ func (p *poller) init() error {
 // add registers m (fd, tag and the rest filled in) under a fresh id. A
 // check, if not nil, runs under the registry lock before anything changes
 // (PacketConn uses it for label uniqueness).
-func (p *poller) add(m *member, check func() error) (err error) {
-	defer func() {
-		if r := recover(); r != nil { // an uncomparable tag as map key
-			err = fmt.Errorf("fan-in: member %v: tag of type %T cannot be a map key", m.tag, m.tag)
-		}
-	}()
+func (p *poller) add(m *member, check func() error) error {
+	if !comparable(m.tag) {
+		return fmt.Errorf("fan-in: adding member %v: tag of type %T cannot be a map key", m.tag, m.tag)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed.Load() {
@@ -101,14 +99,12 @@ func (p *poller) epollCtl(op, fd int, ev *unix.EpollEvent) error {
 
 // remove takes the member out of the epoll set, then closes its socket.
 // After it returns, no I/O reaches the member.
-func (p *poller) remove(tag any) (m *member, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("fan-in: removing member %v: %w", tag, ErrUnknownMember)
-		}
-	}()
+func (p *poller) remove(tag any) (*member, error) {
+	if !comparable(tag) {
+		return nil, fmt.Errorf("fan-in: removing member %v: %w", tag, ErrUnknownMember)
+	}
 	p.mu.Lock()
-	m = p.byTag[tag]
+	m := p.byTag[tag]
 	if m == nil {
 		p.mu.Unlock()
 		return nil, fmt.Errorf("fan-in: removing member %v: %w", tag, ErrUnknownMember)
@@ -145,12 +141,25 @@ func (p *poller) lookup(id uint32) *member {
 	return m
 }
 
-func (p *poller) member(tag any) (m *member) {
-	defer func() { recover() }()
+func (p *poller) member(tag any) *member {
+	if !comparable(tag) {
+		return nil
+	}
 	p.mu.Lock()
-	m = p.byTag[tag]
-	p.mu.Unlock()
-	return m
+	defer p.mu.Unlock()
+	return p.byTag[tag]
+}
+
+// comparable reports whether tag can be a map key: using one that cannot
+// panics (and must not while p.mu is held).
+func comparable(tag any) (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	_ = tag == tag
+	return true
 }
 
 func (p *poller) len() int {

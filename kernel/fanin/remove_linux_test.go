@@ -175,6 +175,13 @@ func TestAddErrors(t *testing.T) {
 			return pc.AddFD(7, udp[1])
 		}, `also prints as "7"`},
 		{"remove unknown", func() error { return l.Remove("nope") }, "no such member"},
+		{"remove uncomparable", func() error { return pc.Remove([]int{1}) }, "no such member"},
+		{"stats uncomparable", func() error {
+			if l.Stats(map[int]int{}) != nil {
+				return nil
+			}
+			return l.AddFD("after", -1) // the registry is still usable
+		}, "bad file descriptor"},
 	} {
 		err := tc.add()
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -402,5 +409,48 @@ func TestChurn(t *testing.T) {
 	}
 	if fd := fdCount(t); fd != fd0 {
 		t.Errorf("fds: %d after, %d before", fd, fd0)
+	}
+}
+
+// TestKeepAlive checks that accepted sockets have net.Listen's keep-alive
+// by default and what SetKeepAlive says after.
+func TestKeepAlive(t *testing.T) {
+	needRoot(t)
+	inNS := privateNetns(t)
+	l, err := NewListener(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	l.AddFD("a", openSockets(t, inNS, unix.SOCK_STREAM, 28000, 1)[0])
+	l.SetDeadline(time.Now().Add(30 * time.Second))
+	accept := func() (on, idle int) {
+		var cfd int
+		if err := inNS(func() (err error) { cfd, err = dialFD(unix.SOCK_STREAM, 28000); return err }); err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(cfd)
+		c, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		rc, _ := c.(*Conn).SyscallConn()
+		rc.Control(func(fd uintptr) {
+			on, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_KEEPALIVE)
+			idle, _ = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_KEEPIDLE)
+		})
+		return on, idle
+	}
+	if on, idle := accept(); on != 1 || idle != 15 {
+		t.Errorf("by default SO_KEEPALIVE %d, TCP_KEEPIDLE %d; want net.Listen's 1, 15", on, idle)
+	}
+	l.SetKeepAlive(net.KeepAliveConfig{Enable: true, Idle: 7 * time.Second})
+	if on, idle := accept(); on != 1 || idle != 7 {
+		t.Errorf("SO_KEEPALIVE %d, TCP_KEEPIDLE %d; want 1, 7", on, idle)
+	}
+	l.SetKeepAlive(net.KeepAliveConfig{})
+	if on, _ := accept(); on != 0 {
+		t.Errorf("SO_KEEPALIVE %d after turning it off", on)
 	}
 }
