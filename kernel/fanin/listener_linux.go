@@ -34,6 +34,9 @@ type Listener struct {
 	qmu   sync.Mutex
 	queue []pending // accepted, not handed out yet
 	err   error     // an accept error to hand out before waiting again
+
+	backOffLast time.Duration // guarded by qmu
+	done        chan struct{} // closed by Close
 }
 
 // pending is an accepted descriptor not yet made a net.Conn.
@@ -45,7 +48,7 @@ type pending struct {
 // NewListener returns a Listener without members. addr is what Addr
 // returns (the address every member listens on, say :8000); it may be nil.
 func NewListener(addr net.Addr) (*Listener, error) {
-	l := &Listener{addr: addr, events: make([]unix.EpollEvent, eventBatch)}
+	l := &Listener{addr: addr, events: make([]unix.EpollEvent, eventBatch), done: make(chan struct{})}
 	if err := l.p.init(); err != nil {
 		return nil, err
 	}
@@ -161,6 +164,10 @@ func (l *Listener) AcceptTagged() (*net.TCPConn, any, error) {
 			return nil, nil, l.opError(net.ErrClosed)
 		}
 		c, ok, err := l.pop()
+		if _, ok := err.(exhausted); ok {
+			l.backOff()
+			continue
+		}
 		if err != nil {
 			return nil, nil, l.opError(err)
 		}
@@ -195,10 +202,38 @@ func (l *Listener) AcceptTagged() (*net.TCPConn, any, error) {
 	}
 }
 
+// exhausted is an accept error that passes when descriptors or memory are
+// freed.
+type exhausted struct{ error }
+
+func (e exhausted) Unwrap() error { return e.error }
+
+// Back-off of Accept while the process is out of descriptors or memory.
+const (
+	backOffMin = 5 * time.Millisecond
+	backOffMax = time.Second
+)
+
+// backOff waits after an exhausted accept, longer each time in a row
+// (reset by a successful accept), or until Close.
+func (l *Listener) backOff() {
+	l.qmu.Lock()
+	d := max(backOffMin, min(2*l.backOffLast, backOffMax))
+	l.backOffLast = d
+	l.qmu.Unlock()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-l.done:
+	}
+}
+
 func (l *Listener) pop() (pending, bool, error) {
 	l.qmu.Lock()
 	defer l.qmu.Unlock()
 	if len(l.queue) > 0 {
+		l.backOffLast = 0
 		c := l.queue[0]
 		l.queue[0] = pending{}
 		l.queue = l.queue[1:]
@@ -257,9 +292,14 @@ func (l *Listener) acceptFrom(m *member) bool {
 			return got
 		case unix.EINTR, unix.ECONNABORTED:
 			continue
+		case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
+			// Out of descriptors or memory: Accept waits and retries
+			// rather than failing, since caddy-l4 stops serving a
+			// listener on its first accept error, here every member's.
+			m.stats.Errors.Add(1)
+			l.setErr(exhausted{os.NewSyscallError("accept4", err)})
+			return true
 		default:
-			// EMFILE, ENFILE, ENOBUFS...: hand it out, as net's Accept
-			// does (they are temporary errors); the member stays ready.
 			m.stats.Errors.Add(1)
 			l.setErr(os.NewSyscallError("accept4", err))
 			return true
@@ -293,6 +333,7 @@ func (l *Listener) Close() error {
 	if err := l.p.close(); err != nil {
 		return l.opError(err)
 	}
+	close(l.done)
 	l.qmu.Lock()
 	for _, c := range l.queue {
 		unix.Close(c.fd)

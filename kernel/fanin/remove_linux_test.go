@@ -4,6 +4,7 @@ package fanin
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"runtime"
@@ -404,7 +405,7 @@ func TestChurn(t *testing.T) {
 		t.Errorf("%d members, want %d", l.Len(), live)
 	}
 	l.Close()
-	if g := settle(g0); g != g0 {
+	if g := settle(g0); g > g0 {
 		t.Errorf("goroutines: %d after, %d before", g, g0)
 	}
 	if fd := fdCount(t); fd != fd0 {
@@ -452,5 +453,99 @@ func TestKeepAlive(t *testing.T) {
 	l.SetKeepAlive(net.KeepAliveConfig{})
 	if on, _ := accept(); on != 0 {
 		t.Errorf("SO_KEEPALIVE %d after turning it off", on)
+	}
+}
+
+// TestAcceptOutOfFiles runs out of descriptors while a connection waits,
+// and checks that Accept neither fails (caddy-l4 would stop serving every
+// member) nor spins, and returns the connection once descriptors are
+// free again.
+func TestAcceptOutOfFiles(t *testing.T) {
+	needRoot(t)
+	inNS := privateNetns(t)
+	l, err := NewListener(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	l.AddFD("a", openSockets(t, inNS, unix.SOCK_STREAM, 29000, 1)[0])
+	var cfd int
+	if err := inNS(func() (err error) { cfd, err = dialFD(unix.SOCK_STREAM, 29000); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(cfd)
+
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	// Lower the limit a little above the highest open descriptor, then
+	// take every free number below it.
+	low := lim
+	es, _ := os.ReadDir("/proc/self/fd")
+	for _, e := range es {
+		var n uint64
+		fmt.Sscan(e.Name(), &n)
+		low.Cur = max(low.Cur, n+8)
+	}
+	low.Cur = min(low.Cur, lim.Cur)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	var filler []int
+	restored := false
+	restore := func() {
+		if !restored {
+			restored = true
+			for _, fd := range filler {
+				unix.Close(fd)
+			}
+			unix.Setrlimit(unix.RLIMIT_NOFILE, &lim)
+		}
+	}
+	defer restore()
+	for {
+		fd, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err == unix.EMFILE {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		filler = append(filler, fd)
+	}
+
+	type result struct {
+		c   net.Conn
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		c, err := l.Accept()
+		res <- result{c, err}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case r := <-res:
+		restore()
+		t.Fatalf("Accept returned while out of descriptors: %v, %v", r.c, r.err)
+	default:
+	}
+	errs := l.Stats("a").Errors.Load()
+	restore()
+	if errs == 0 {
+		t.Error("no accept error counted while out of descriptors")
+	}
+	if errs > 100 {
+		t.Errorf("%d accept attempts in 300 ms: spinning, not backing off", errs)
+	}
+	select {
+	case r := <-res:
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		r.c.Close()
+	case <-time.After(30 * time.Second):
+		t.Fatal("no connection 30 s after descriptors were freed")
 	}
 }
