@@ -168,6 +168,10 @@ func (l *Listener) AcceptTagged() (*net.TCPConn, any, error) {
 			l.backOff()
 			continue
 		}
+		if err == errFruitless { // a moment, not a growing back-off
+			time.Sleep(time.Millisecond)
+			continue
+		}
 		if err != nil {
 			return nil, nil, l.opError(err)
 		}
@@ -250,7 +254,13 @@ func (l *Listener) pop() (pending, bool, error) {
 // fill runs on the epoll descriptor (one goroutine at a time): it accepts
 // on the ready members until something is queued or none is ready.
 func (l *Listener) fill(epfd int) bool {
-	for {
+	for fruitless := 0; ; fruitless++ {
+		if fruitless > fruitlessMax {
+			// Members ready but giving nothing: back off rather than
+			// spin (parking now would miss them, see poller.wait).
+			l.setErr(errFruitless)
+			return true
+		}
 		n, err := l.p.epollWait(epfd, l.events)
 		if err != nil {
 			l.setErr(err)

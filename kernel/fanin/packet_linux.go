@@ -3,6 +3,7 @@
 package fanin
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -113,10 +114,34 @@ func (c *PacketConn) Stats(tag any) *Stats {
 // is short, as a UDP socket does) and returns its sender as an *Addr that
 // names the member.
 func (c *PacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	for {
+		n, from, err := c.readFrom(b)
+		if err == errFruitless {
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		if err != nil {
+			return 0, nil, c.opError("read", nil, err)
+		}
+		return n, from, nil
+	}
+}
+
+// errFruitless says epoll kept naming members that had nothing to give.
+var errFruitless = errors.New("members ready without data")
+
+// fruitlessMax is how many epoll rounds in a row may find ready members
+// that give nothing before the reader yields for a moment rather than
+// spin (it cannot park while epoll still names a member: the netpoller
+// waits for the epoll descriptor edge-triggered).
+const fruitlessMax = 8
+
+func (c *PacketConn) readFrom(b []byte) (int, *Addr, error) {
 	var (
-		n    int
-		from *Addr
-		rerr error
+		n         int
+		from      *Addr
+		rerr      error
+		fruitless int
 	)
 	err := c.p.wait(func(epfd int) bool {
 		for {
@@ -136,6 +161,10 @@ func (c *PacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
 			}
 			clear(c.ready)
 			c.ready = c.ready[:0]
+			if fruitless++; fruitless > fruitlessMax {
+				rerr = errFruitless
+				return true
+			}
 			k, err := c.p.epollWait(epfd, c.events)
 			if err != nil {
 				rerr = err
@@ -146,19 +175,44 @@ func (c *PacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
 			}
 			c.budget = readBudget
 			for _, ev := range c.events[:k] {
-				if m := c.p.lookup(uint32(ev.Fd)); m != nil {
-					c.ready = append(c.ready, m)
+				m := c.p.lookup(uint32(ev.Fd))
+				if m == nil {
+					continue
 				}
+				if ev.Events&unix.EPOLLERR != 0 {
+					m.drainErrors()
+				}
+				c.ready = append(c.ready, m)
 			}
 		}
 	})
 	if err == nil {
 		err = rerr
 	}
-	if err != nil {
-		return 0, nil, c.opError("read", nil, err)
+	return n, from, err
+}
+
+// drainErrors discards the errors the kernel holds for m: the error queue
+// of a socket with IP_RECVERR or IPV6_RECVERR, and a pending SO_ERROR.
+// They are the peers' (ICMP unreachables) and are only counted; left
+// there they would keep epoll reporting the member.
+func (m *member) drainErrors() {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.fd < 0 {
+		return
 	}
-	return n, from, nil
+	var b [1]byte
+	var oob [256]byte
+	for range 64 {
+		if _, _, _, _, err := unix.Recvmsg(m.fd, b[:], oob[:], unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT); err != nil {
+			break
+		}
+		m.stats.Errors.Add(1)
+	}
+	if v, err := unix.GetsockoptInt(m.fd, unix.SOL_SOCKET, unix.SO_ERROR); err == nil && v != 0 {
+		m.stats.Errors.Add(1)
+	}
 }
 
 // recv reads one datagram from m without waiting. more is false when m

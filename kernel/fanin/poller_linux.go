@@ -200,6 +200,7 @@ func (p *poller) wait(step func(epfd int) bool) error {
 
 // epollWait returns the members ready now, without blocking.
 func (p *poller) epollWait(epfd int, evs []unix.EpollEvent) (int, error) {
+	epollWaits.Add(1)
 	for {
 		n, err := unix.EpollWait(epfd, evs, 0)
 		if err == unix.EINTR {
@@ -211,6 +212,10 @@ func (p *poller) epollWait(epfd int, evs []unix.EpollEvent) (int, error) {
 		return n, nil
 	}
 }
+
+// epollWaits counts epoll_wait calls, for tests that check a reader does
+// not spin.
+var epollWaits atomic.Uint64
 
 // sockInt reads an integer socket option.
 func sockInt(fd, level, opt int) (int, error) {
