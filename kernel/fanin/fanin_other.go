@@ -19,6 +19,7 @@ func (*Listener) AddFD(any, int) error                     { return ErrUnsupport
 func (*Listener) AddFile(any, *os.File) error              { return ErrUnsupported }
 func (*Listener) SetKeepAlive(net.KeepAliveConfig)         {}
 func (*Listener) Remove(any) error                         { return ErrUnsupported }
+func (*Listener) Wake()                                    {}
 func (*Listener) Len() int                                 { return 0 }
 func (*Listener) Stats(any) *Stats                         { return nil }
 func (*Listener) Accept() (net.Conn, error)                { return nil, ErrUnsupported }
@@ -36,6 +37,7 @@ func NewPacketConn(net.Addr) (*PacketConn, error) { return nil, ErrUnsupported }
 func (*PacketConn) AddFD(any, int) error                   { return ErrUnsupported }
 func (*PacketConn) AddFile(any, *os.File) error            { return ErrUnsupported }
 func (*PacketConn) Remove(any) error                       { return ErrUnsupported }
+func (*PacketConn) Wake()                                  {}
 func (*PacketConn) Len() int                               { return 0 }
 func (*PacketConn) Stats(any) *Stats                       { return nil }
 func (*PacketConn) ReadFrom([]byte) (int, net.Addr, error) { return 0, nil, ErrUnsupported }

@@ -138,6 +138,18 @@ func (l *Listener) Remove(tag any) error {
 // Len returns the number of members.
 func (l *Listener) Len() int { return l.p.len() }
 
+// Wake makes every Accept waiting now return an error wrapping ErrWoken,
+// without closing anything: the glue that gives several users (say, the
+// old and the new config during a reload) Accept on one Listener wakes
+// them when one of them is closed, and the others call Accept again.
+func (l *Listener) Wake() { l.p.wake() }
+
+func queued(l *Listener) int {
+	l.qmu.Lock()
+	defer l.qmu.Unlock()
+	return len(l.queue)
+}
+
 // Stats returns the counters of member tag, nil if it is not a member.
 func (l *Listener) Stats(tag any) *Stats {
 	if m := l.p.member(tag); m != nil {
@@ -159,6 +171,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 // AcceptTagged waits for a connection on any member and returns it with
 // the member's tag.
 func (l *Listener) AcceptTagged() (*net.TCPConn, any, error) {
+	gen := l.p.wakeGen.Load()
 	for {
 		if l.p.closed.Load() {
 			return nil, nil, l.opError(net.ErrClosed)
@@ -200,8 +213,12 @@ func (l *Listener) AcceptTagged() (*net.TCPConn, any, error) {
 			}
 			return tc, c.m.tag, nil
 		}
-		if err := l.p.wait(l.fill); err != nil {
+		woken, err := l.p.wait(gen, l.fill)
+		if err != nil {
 			return nil, nil, l.opError(err)
+		}
+		if woken && queued(l) == 0 {
+			return nil, nil, l.opError(ErrWoken)
 		}
 	}
 }
@@ -271,6 +288,10 @@ func (l *Listener) fill(epfd int) bool {
 		}
 		got := false
 		for _, ev := range l.events[:n] {
+			if l.p.isWake(uint32(ev.Fd)) {
+				got = true // back to wait, which sees the new generation
+				continue
+			}
 			m := l.p.lookup(uint32(ev.Fd))
 			if m == nil {
 				continue // removed since

@@ -13,6 +13,9 @@ import (
 // epoll.
 var ErrUnsupported = errors.New("fan-in sockets are not supported on this platform (linux only)")
 
+// ErrWoken is returned by Accept and ReadFrom when Wake interrupted them.
+var ErrWoken = errors.New("woken by Wake")
+
 // ErrUnknownMember is returned by Remove for a tag that is not a member.
 var ErrUnknownMember = errors.New("no such member")
 

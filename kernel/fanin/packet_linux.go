@@ -102,6 +102,10 @@ func (c *PacketConn) Remove(tag any) error {
 // Len returns the number of members.
 func (c *PacketConn) Len() int { return c.p.len() }
 
+// Wake makes every ReadFrom waiting now return an error wrapping
+// ErrWoken, without closing anything (see Listener.Wake).
+func (c *PacketConn) Wake() { c.p.wake() }
+
 // Stats returns the counters of member tag, nil if it is not a member.
 func (c *PacketConn) Stats(tag any) *Stats {
 	if m := c.p.member(tag); m != nil {
@@ -114,10 +118,14 @@ func (c *PacketConn) Stats(tag any) *Stats {
 // is short, as a UDP socket does) and returns its sender as an *Addr that
 // names the member.
 func (c *PacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	gen := c.p.wakeGen.Load()
 	for {
-		n, from, err := c.readFrom(b)
+		n, from, err := c.readFrom(gen, b)
 		if err == errFruitless {
 			time.Sleep(time.Millisecond)
+			continue
+		}
+		if err == errAgain {
 			continue
 		}
 		if err != nil {
@@ -126,6 +134,9 @@ func (c *PacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
 		return n, from, nil
 	}
 }
+
+// errAgain says a Wake older than this ReadFrom ended the wait.
+var errAgain = errors.New("woken for an earlier call")
 
 // errFruitless says epoll kept naming members that had nothing to give.
 var errFruitless = errors.New("members ready without data")
@@ -136,14 +147,14 @@ var errFruitless = errors.New("members ready without data")
 // waits for the epoll descriptor edge-triggered).
 const fruitlessMax = 8
 
-func (c *PacketConn) readFrom(b []byte) (int, *Addr, error) {
+func (c *PacketConn) readFrom(gen uint64, b []byte) (int, *Addr, error) {
 	var (
 		n         int
 		from      *Addr
 		rerr      error
 		fruitless int
 	)
-	err := c.p.wait(func(epfd int) bool {
+	woken, err := c.p.wait(gen, func(epfd int) bool {
 		for {
 			for c.budget > 0 && len(c.ready) > 0 {
 				m := c.ready[0]
@@ -174,7 +185,12 @@ func (c *PacketConn) readFrom(b []byte) (int, *Addr, error) {
 				return false // park
 			}
 			c.budget = readBudget
+			wake := false
 			for _, ev := range c.events[:k] {
+				if c.p.isWake(uint32(ev.Fd)) {
+					wake = true
+					continue
+				}
 				m := c.p.lookup(uint32(ev.Fd))
 				if m == nil {
 					continue
@@ -184,10 +200,22 @@ func (c *PacketConn) readFrom(b []byte) (int, *Addr, error) {
 				}
 				c.ready = append(c.ready, m)
 			}
+			if wake {
+				return true // back to wait, which sees the new generation
+			}
 		}
 	})
+	if from != nil {
+		return n, from, nil // a datagram read is never dropped
+	}
 	if err == nil {
 		err = rerr
+	}
+	if err == nil && woken {
+		err = ErrWoken
+	}
+	if err == nil { // woken by an older Wake: wait again
+		err = errAgain
 	}
 	return n, from, err
 }

@@ -21,6 +21,11 @@ type poller struct {
 	rc     syscall.RawConn // ep's; Read parks until a member is ready
 	closed atomic.Bool
 
+	// wakeFD is an eventfd in the epoll set under id 0; Wake bumps
+	// wakeGen and writes it, so that readers that started before return.
+	wakeFD  int
+	wakeGen atomic.Uint64
+
 	mu     sync.Mutex
 	byID   map[uint32]*member
 	byTag  map[any]*member
@@ -45,6 +50,17 @@ func (p *poller) init() error {
 		return fmt.Errorf("fan-in: epoll instance: %w", err)
 	}
 	p.rc = rc
+	wfd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		p.ep.Close()
+		return fmt.Errorf("fan-in: wake-up eventfd: %w", os.NewSyscallError("eventfd", err))
+	}
+	if err := p.epollCtl(unix.EPOLL_CTL_ADD, wfd, &unix.EpollEvent{Events: unix.EPOLLIN}); err != nil { // id 0
+		unix.Close(wfd)
+		p.ep.Close()
+		return fmt.Errorf("fan-in: wake-up eventfd: %w", os.NewSyscallError("epoll_ctl", err))
+	}
+	p.wakeFD = wfd
 	p.byID = map[uint32]*member{}
 	p.byTag = map[any]*member{}
 	return nil
@@ -72,7 +88,7 @@ func (p *poller) add(m *member, check func() error) error {
 	}
 	for {
 		p.nextID++
-		if _, used := p.byID[p.nextID]; !used {
+		if _, used := p.byID[p.nextID]; !used && p.nextID != 0 { // 0: wakeFD
 			break
 		}
 	}
@@ -176,6 +192,8 @@ func (p *poller) close() error {
 	}
 	err := p.ep.Close()
 	p.mu.Lock()
+	unix.Close(p.wakeFD)
+	p.wakeFD = -1
 	ms := p.byID
 	p.byID, p.byTag = map[uint32]*member{}, map[any]*member{}
 	p.mu.Unlock()
@@ -189,13 +207,45 @@ func (p *poller) close() error {
 // it is done, parking on the netpoller in between. step must return false
 // only when epoll_wait found no member ready: the netpoller watches the
 // epoll descriptor edge-triggered, so a member left ready would not wake
-// it again.
-func (p *poller) wait(step func(epfd int) bool) error {
-	err := p.rc.Read(func(fd uintptr) bool { return step(int(fd)) })
+// it again. woken reports that Wake was called since gen was read (the
+// caller's step may have a result too).
+func (p *poller) wait(gen uint64, step func(epfd int) bool) (woken bool, err error) {
+	err = p.rc.Read(func(fd uintptr) bool {
+		if p.wakeGen.Load() != gen {
+			return true
+		}
+		return step(int(fd))
+	})
 	if err != nil && p.closed.Load() {
-		return net.ErrClosed
+		return false, net.ErrClosed
 	}
-	return err
+	return p.wakeGen.Load() != gen, err
+}
+
+// Wake makes the calls waiting now return ErrWoken, without closing.
+func (p *poller) wake() {
+	p.wakeGen.Add(1)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.wakeFD >= 0 {
+		var one = [8]byte{1}
+		unix.Write(p.wakeFD, one[:]) // native endian 1 on little-endian; any nonzero value will do
+	}
+}
+
+// isWake reports whether id is the wake-up eventfd's, and if so clears
+// it (under the epoll read lock, by the one reader).
+func (p *poller) isWake(id uint32) bool {
+	if id != 0 {
+		return false
+	}
+	var b [8]byte
+	p.mu.Lock()
+	if p.wakeFD >= 0 {
+		unix.Read(p.wakeFD, b[:])
+	}
+	p.mu.Unlock()
+	return true
 }
 
 // epollWait returns the members ready now, without blocking.

@@ -291,12 +291,6 @@ func TestRemoveDropsQueued(t *testing.T) {
 	}
 }
 
-func queued(l *Listener) int {
-	l.qmu.Lock()
-	defer l.qmu.Unlock()
-	return len(l.queue)
-}
-
 // TestChurn adds and removes members while clients connect to every live
 // one, and checks that each connection is tagged with the member whose
 // port it reached, that no Accept begun after a Remove returned yields a
@@ -548,4 +542,85 @@ func TestAcceptOutOfFiles(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("no connection 30 s after descriptors were freed")
 	}
+}
+
+// TestWakeShared has two callers wait on one Listener and one PacketConn
+// (as the old and the new config do during a reload), calls Wake, and
+// checks that both return ErrWoken, the one parked on the netpoller and
+// the one queued behind it, and that the next call serves traffic.
+func TestWakeShared(t *testing.T) {
+	needRoot(t)
+	inNS := privateNetns(t)
+	l, err := NewListener(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	l.AddFD("t", openSockets(t, inNS, unix.SOCK_STREAM, 34000, 1)[0])
+	pc, err := NewPacketConn(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	pc.AddFD("u", openSockets(t, inNS, unix.SOCK_DGRAM, 34000, 1)[0])
+	g0 := runtime.NumGoroutine()
+
+	for _, w := range []waiter2{{"listener", lw{l}, l.Wake}, {"packetconn", pw{pc}, pc.Wake}} {
+		errc := make(chan error, 2)
+		for range 2 {
+			go func() { errc <- w.w.wait() }()
+		}
+		time.Sleep(100 * time.Millisecond)
+		w.wake()
+		for range 2 {
+			select {
+			case err := <-errc:
+				if !errors.Is(err, ErrWoken) {
+					t.Errorf("%s: after Wake: %v, want ErrWoken", w.name, err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatalf("%s: a waiter was not woken", w.name)
+			}
+		}
+		// A call begun after Wake waits for traffic.
+		go func() { errc <- w.w.wait() }()
+		time.Sleep(50 * time.Millisecond)
+		select {
+		case err := <-errc:
+			t.Fatalf("%s: a call begun after Wake returned %v", w.name, err)
+		default:
+		}
+		if err := inNS(func() error {
+			typ := unix.SOCK_STREAM
+			if w.name == "packetconn" {
+				typ = unix.SOCK_DGRAM
+			}
+			fd, err := dialFD(typ, 34000)
+			if err != nil {
+				return err
+			}
+			defer unix.Close(fd)
+			_, err = unix.Write(fd, []byte("x"))
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-errc:
+			if err != nil {
+				t.Errorf("%s: after Wake, serving: %v", w.name, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s: not served after Wake", w.name)
+		}
+	}
+	if g := settle(g0); g > g0 {
+		t.Errorf("goroutines: %d after, %d before", g, g0)
+	}
+}
+
+type waiter2 struct {
+	name string
+	w    interface{ wait() error }
+	wake func()
 }
