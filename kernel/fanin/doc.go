@@ -12,8 +12,8 @@
 // and hands out ordinary *net.TCPConn values (so the kernel's splice path
 // keeps working), ReadFrom reads one datagram from it straight into the
 // caller's buffer. No member has a goroutine, a buffer or a timer of its
-// own; idle, a member costs its socket in the kernel and about a hundred
-// bytes here.
+// own; idle, a member costs its socket in the kernel and a few hundred
+// bytes here (0.3 KiB of RSS each at 10,000 members, TestScale).
 //
 // # Which member
 //
@@ -43,6 +43,23 @@
 // asking the kernel (SIOCGSKNS) per connection. A proxy that wants the
 // bare *net.TCPConn unwraps it with NetConn.
 //
+// caddy-l4 stops serving a listener on its first accept error that is not
+// a timeout. So Accept does not return the errors of a full descriptor
+// table or of memory pressure (EMFILE, ENFILE, ENOBUFS, ENOMEM): it backs
+// off (5 ms, doubling to 1 s) and tries again, counting them in the
+// member's Stats. Several users may call Accept (or ReadFrom) on one
+// Listener (PacketConn), each connection going to one of them; Wake makes
+// the calls waiting at that moment return ErrWoken, which the glue uses to
+// close one user's handle without closing the members: ErrWoken must not
+// reach caddy-l4.
+//
+// Accepted connections are made with net.FileConn, the one way the
+// standard library has: it duplicates the descriptor and asks the kernel
+// for its addresses, and enables keep-alive (15 s idle) and TCP_NODELAY as
+// net.Listen's listeners do; SetKeepAlive changes the keep-alive. The
+// descriptor is accepted blocking, which spares the throwaway *os.File a
+// netpoller registration (BenchmarkNewTCPConn).
+//
 // # Guarantees
 //
 //   - A member is taken out of the epoll set before its descriptor is
@@ -54,6 +71,12 @@
 //     Accept or ReadFrom.
 //   - Members are level-triggered; one goroutine at a time waits on the
 //     epoll descriptor (concurrent callers queue behind it).
+//   - One busy member does not starve the others: ReadFrom takes at most
+//     64 datagrams from the members of one epoll_wait before asking again,
+//     Accept at most 64 connections per member per round.
+//   - ICMP errors queued on a UDP member (IP_RECVERR) are discarded and
+//     counted, not returned; a member that epoll keeps naming without
+//     giving anything makes the reader yield, never spin.
 //
 // The package is Linux only; elsewhere its constructors return
 // ErrUnsupported.
