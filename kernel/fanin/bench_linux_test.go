@@ -134,3 +134,72 @@ func BenchmarkAccept(b *testing.B) {
 		run(b, ln, 27000)
 	})
 }
+
+// BenchmarkPacketRoundTrip measures one datagram in and its reply out
+// through a fan-in PacketConn with 1000 members (traffic on the last)
+// against a plain *net.UDPConn, the client being a socket in the same
+// namespace.
+//
+//	go test -run '^$' -bench PacketRoundTrip -benchmem ./kernel/fanin/
+func BenchmarkPacketRoundTrip(b *testing.B) {
+	needRoot(b)
+	inNS := privateNetns(b)
+	run := func(b *testing.B, pc net.PacketConn, port int) {
+		var cfd int
+		if err := inNS(func() (err error) { cfd, err = dialFD(unix.SOCK_DGRAM, port); return err }); err != nil {
+			b.Fatal(err)
+		}
+		defer unix.Close(cfd)
+		errc := make(chan error, 1)
+		go func() {
+			buf := make([]byte, 1500)
+			for range b.N {
+				n, from, err := pc.ReadFrom(buf)
+				if err != nil {
+					errc <- err
+					return
+				}
+				if _, err := pc.WriteTo(buf[:n], from); err != nil {
+					errc <- err
+					return
+				}
+			}
+			errc <- nil
+		}()
+		msg, buf := []byte("ping"), make([]byte, 64)
+		b.ResetTimer()
+		for range b.N {
+			if _, err := unix.Write(cfd, msg); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := unix.Read(cfd, buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := <-errc; err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("fanin-1000-members", func(b *testing.B) {
+		c, err := NewPacketConn(nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		for i, fd := range openSockets(b, inNS, unix.SOCK_DGRAM, 26000, 1000) {
+			c.AddFD(i, fd)
+		}
+		run(b, c, 26999)
+	})
+	b.Run("net.UDPConn", func(b *testing.B) {
+		fd := openSockets(b, inNS, unix.SOCK_DGRAM, 27000, 1)[0]
+		f := os.NewFile(uintptr(fd), "")
+		pc, err := net.FilePacketConn(f)
+		f.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer pc.Close()
+		run(b, pc, 27000)
+	})
+}

@@ -3,14 +3,17 @@
 package fanin
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -25,10 +28,13 @@ type PacketConn struct {
 	p    poller
 	addr net.Addr
 
-	// Used only by the goroutine in p.wait.
+	// Used only by the goroutine in p.rc.Read.
 	events []unix.EpollEvent
 	ready  []*member // members epoll named, not found empty yet
 	budget int
+	rmu    sync.Mutex         // one ReadFrom at a time, so rd is its alone
+	rd     readState          // guarded by rmu
+	step   func(uintptr) bool // c.readStep, bound once: no allocation per read
 
 	labels map[string]struct{} // guarded by p.mu
 
@@ -42,6 +48,7 @@ func NewPacketConn(addr net.Addr) (*PacketConn, error) {
 	if err := c.p.init(); err != nil {
 		return nil, err
 	}
+	c.step = c.readStep
 	return c, nil
 }
 
@@ -147,77 +154,92 @@ var errFruitless = errors.New("members ready without data")
 // waits for the epoll descriptor edge-triggered).
 const fruitlessMax = 8
 
+// readState is one ReadFrom's, kept in the PacketConn (there is one
+// reader at a time) so that a read allocates nothing but its *Addr.
+type readState struct {
+	gen       uint64
+	b         []byte
+	n         int
+	from      *Addr
+	err       error
+	fruitless int
+	rsa       unix.RawSockaddrAny
+}
+
 func (c *PacketConn) readFrom(gen uint64, b []byte) (int, *Addr, error) {
-	var (
-		n         int
-		from      *Addr
-		rerr      error
-		fruitless int
-	)
-	woken, err := c.p.wait(gen, func(epfd int) bool {
-		for {
-			for c.budget > 0 && len(c.ready) > 0 {
-				m := c.ready[0]
-				c.ready[0] = nil
-				c.ready = c.ready[1:]
-				var more bool
-				n, from, more = c.recv(m, b)
-				if from != nil {
-					c.budget--
-					if more {
-						c.ready = append(c.ready, m) // it may hold more
-					}
-					return true
-				}
-			}
-			clear(c.ready)
-			c.ready = c.ready[:0]
-			if fruitless++; fruitless > fruitlessMax {
-				rerr = errFruitless
-				return true
-			}
-			k, err := c.p.epollWait(epfd, c.events)
-			if err != nil {
-				rerr = err
-				return true
-			}
-			if k == 0 {
-				return false // park
-			}
-			c.budget = readBudget
-			wake := false
-			for _, ev := range c.events[:k] {
-				if c.p.isWake(uint32(ev.Fd)) {
-					wake = true
-					continue
-				}
-				m := c.p.lookup(uint32(ev.Fd))
-				if m == nil {
-					continue
-				}
-				if ev.Events&unix.EPOLLERR != 0 {
-					m.drainErrors()
-				}
-				c.ready = append(c.ready, m)
-			}
-			if wake {
-				return true // back to wait, which sees the new generation
-			}
-		}
-	})
+	c.rmu.Lock()
+	c.rd = readState{gen: gen, b: b}
+	err := c.p.rc.Read(c.step)
+	n, from, rerr := c.rd.n, c.rd.from, c.rd.err
+	c.rd.b, c.rd.from = nil, nil
+	c.rmu.Unlock()
+	if err != nil && c.p.closed.Load() {
+		err = net.ErrClosed
+	}
 	if from != nil {
 		return n, from, nil // a datagram read is never dropped
 	}
 	if err == nil {
 		err = rerr
 	}
-	if err == nil && woken {
+	if err == nil && c.p.wakeGen.Load() != gen {
 		err = ErrWoken
 	}
 	if err == nil { // woken by an older Wake: wait again
 		err = errAgain
 	}
 	return n, from, err
+}
+
+// readStep runs in the epoll descriptor's rc.Read with c.rd set: it reads
+// one datagram from a ready member, or says to park.
+func (c *PacketConn) readStep(fd uintptr) bool {
+	r := &c.rd
+	for {
+		if c.p.wakeGen.Load() != r.gen {
+			return true
+		}
+		for c.budget > 0 && len(c.ready) > 0 {
+			m := c.ready[0]
+			c.ready[0] = nil
+			c.ready = c.ready[1:]
+			if more := c.recv(m); r.from != nil {
+				c.budget--
+				if more {
+					c.ready = append(c.ready, m) // it may hold more
+				}
+				return true
+			}
+		}
+		clear(c.ready)
+		c.ready = c.ready[:0]
+		if r.fruitless++; r.fruitless > fruitlessMax {
+			r.err = errFruitless
+			return true
+		}
+		k, err := c.p.epollWait(int(fd), c.events)
+		if err != nil {
+			r.err = err
+			return true
+		}
+		if k == 0 {
+			return false // park
+		}
+		c.budget = readBudget
+		for _, ev := range c.events[:k] {
+			if c.p.isWake(uint32(ev.Fd)) {
+				continue // the generation check above ends the read
+			}
+			m := c.p.lookup(uint32(ev.Fd))
+			if m == nil {
+				continue
+			}
+			if ev.Events&unix.EPOLLERR != 0 {
+				m.drainErrors()
+			}
+			c.ready = append(c.ready, m)
+		}
+	}
 }
 
 // drainErrors discards the errors the kernel holds for m: the error queue
@@ -243,37 +265,76 @@ func (m *member) drainErrors() {
 	}
 }
 
-// recv reads one datagram from m without waiting. more is false when m
-// turned out empty.
-func (c *PacketConn) recv(m *member, b []byte) (n int, from *Addr, more bool) {
+// recv reads one datagram from m into c.rd without waiting. It reports
+// false when m turned out empty.
+func (c *PacketConn) recv(m *member) (more bool) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if m.fd < 0 {
-		return 0, nil, false
+		return false
 	}
+	r := &c.rd
 	for range 16 {
-		n, sa, err := unix.Recvfrom(m.fd, b, unix.MSG_DONTWAIT)
+		n, err := recvfrom(m.fd, r.b, &r.rsa)
 		switch err {
 		case nil:
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
-			return 0, nil, false
+			return false
 		default:
 			// ICMP errors of earlier sends (ECONNREFUSED...) surface
 			// here; they are the peer's, not ours: count and go on.
 			m.stats.Errors.Add(1)
 			continue
 		}
-		ap, ok := addrPort(sa)
+		ap, ok := rawAddrPort(&r.rsa)
 		if !ok {
 			continue // not an IP peer: drop
 		}
 		m.stats.PacketsIn.Add(1)
 		m.stats.BytesIn.Add(uint64(n))
-		return n, &Addr{AddrPort: ap, m: m}, true
+		r.n, r.from = n, &Addr{AddrPort: ap, m: m}
+		return true
 	}
-	return 0, nil, true // errors only, so far: epoll will say
+	return true // errors only, so far: epoll will say
+}
+
+// recvfrom is recvfrom(2) with MSG_DONTWAIT into a caller's sockaddr
+// buffer (unix.Recvfrom allocates two).
+func recvfrom(fd int, b []byte, rsa *unix.RawSockaddrAny) (int, error) {
+	var p unsafe.Pointer
+	if len(b) > 0 {
+		p = unsafe.Pointer(&b[0])
+	}
+	l := uint32(unix.SizeofSockaddrAny)
+	n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(p), uintptr(len(b)),
+		unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(rsa)), uintptr(unsafe.Pointer(&l)))
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
+}
+
+// rawAddrPort is the IP address and port in rsa.
+func rawAddrPort(rsa *unix.RawSockaddrAny) (netip.AddrPort, bool) {
+	switch rsa.Addr.Family {
+	case unix.AF_INET:
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
+		port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:])
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), port), true
+	case unix.AF_INET6:
+		sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa))
+		port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:])
+		ip := netip.AddrFrom16(sa.Addr)
+		if ip.Is4In6() {
+			ip = ip.Unmap()
+		} else if sa.Scope_id != 0 {
+			ip = ip.WithZone(strconv.FormatUint(uint64(sa.Scope_id), 10))
+		}
+		return netip.AddrPortFrom(ip, port), true
+	}
+	return netip.AddrPort{}, false
 }
 
 // WriteTo sends b from the socket of the member that addr (an *Addr from
@@ -375,22 +436,6 @@ func (c *PacketConn) SetReadDeadline(t time.Time) error { return c.p.ep.SetReadD
 func (c *PacketConn) SetWriteDeadline(t time.Time) error {
 	c.writeDeadline.Store(&t)
 	return nil
-}
-
-func addrPort(sa unix.Sockaddr) (netip.AddrPort, bool) {
-	switch sa := sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port)), true
-	case *unix.SockaddrInet6:
-		ip := netip.AddrFrom16(sa.Addr)
-		if ip.Is4In6() {
-			ip = ip.Unmap()
-		} else if sa.ZoneId != 0 {
-			ip = ip.WithZone(strconv.FormatUint(uint64(sa.ZoneId), 10))
-		}
-		return netip.AddrPortFrom(ip, uint16(sa.Port)), true
-	}
-	return netip.AddrPort{}, false
 }
 
 // sockaddr is ap for a socket of the member's family: an IPv4 peer of an

@@ -172,3 +172,71 @@ func TestPacketICMPError(t *testing.T) {
 		t.Errorf("%d epoll_wait calls in 200 ms without traffic: spinning", w)
 	}
 }
+
+// TestPacketDualStack has an IPv6 member bound to [::]:35000 (dual-stack)
+// and checks that an IPv4 client appears as IPv4, an IPv6 one as IPv6,
+// and that both get their reply.
+func TestPacketDualStack(t *testing.T) {
+	needRoot(t)
+	inNS := privateNetns(t)
+	c, err := NewPacketConn(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var sfd, c4, c6 int
+	if err := inNS(func() (err error) {
+		if sfd, err = unix.Socket(unix.AF_INET6, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err != nil {
+			return err
+		}
+		unix.SetsockoptInt(sfd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0)
+		if err := unix.Bind(sfd, &unix.SockaddrInet6{Port: 35000}); err != nil {
+			return err
+		}
+		if c4, err = dialFD(unix.SOCK_DGRAM, 35000); err != nil {
+			return err
+		}
+		if c6, err = unix.Socket(unix.AF_INET6, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err != nil {
+			return err
+		}
+		return unix.Connect(c6, &unix.SockaddrInet6{Port: 35000, Addr: [16]byte{15: 1}})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(c4)
+	defer unix.Close(c6)
+	if err := c.AddFD("v6", sfd); err != nil {
+		t.Fatal(err)
+	}
+	for _, cl := range []int{c4, c6} {
+		if _, err := unix.Write(cl, []byte("hi")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	seen := map[bool]bool{}
+	buf := make([]byte, 64)
+	for range 2 {
+		_, from, err := c.ReadFrom(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ap := from.(*Addr).AddrPort
+		if !ap.Addr().IsLoopback() || ap.Port() == 0 {
+			t.Errorf("client address %s", ap)
+		}
+		seen[ap.Addr().Is4()] = true
+		if _, err := c.WriteTo([]byte("re"), from); err != nil {
+			t.Fatalf("reply to %s: %v", ap, err)
+		}
+	}
+	if !seen[true] || !seen[false] {
+		t.Errorf("saw IPv4 %v, IPv6 %v; want both", seen[true], seen[false])
+	}
+	for _, cl := range []int{c4, c6} {
+		unix.SetsockoptTimeval(cl, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 10})
+		if n, err := unix.Read(cl, buf); err != nil || string(buf[:n]) != "re" {
+			t.Errorf("client read %q, %v", buf[:n], err)
+		}
+	}
+}
