@@ -16,12 +16,9 @@ import (
 // two ways of feeding it; the blocking one is cheaper (see the benchmark):
 // os.NewFile on a blocking descriptor does not register it with the
 // netpoller, so the short-lived *os.File costs no epoll_ctl pair.
-var (
-	acceptFlags  = unix.SOCK_CLOEXEC // descriptors are accepted blocking
-	newTCPConnFn = newTCPConnFromBlocking
-)
+const acceptFlags = unix.SOCK_CLOEXEC // descriptors are accepted blocking
 
-func newTCPConn(fd int) (*net.TCPConn, error) { return newTCPConnFn(fd) }
+func newTCPConn(fd int) (*net.TCPConn, error) { return newTCPConnFromBlocking(fd) }
 
 // newTCPConnFromBlocking makes a *net.TCPConn of a blocking descriptor,
 // which it consumes. net.FileConn makes the duplicate non-blocking, which
