@@ -48,6 +48,10 @@ func scale(t *testing.T, inNS func(func() error) error, kind string, n int) {
 	if kind == "udp" {
 		typ = unix.SOCK_DGRAM
 	}
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err == nil && lim.Cur < uint64(n+256) {
+		t.Fatalf("needs %d descriptors, RLIMIT_NOFILE allows %d: raise it (ulimit -n %d) or run with -short", n+256, lim.Cur, n+256)
+	}
 	fd0 := fdCount(t)
 	fds := openSockets(t, inNS, typ, base, n)
 
