@@ -343,6 +343,53 @@ func TestFailedRestoreDiscardsThread(t *testing.T) {
 	wg.Wait()
 }
 
+// The report of a discarded thread (which logs in Caddy) never runs on that
+// thread: the thread is still in the foreign namespace, and anything the
+// report does there (a log line sent over a socket, a socket it creates)
+// would happen in the wrong namespace. The report checks where it runs, by
+// /proc/thread-self/ns/net and by asking the kernel (SIOCGSKNS) where a
+// socket it creates lands.
+func TestDiscardReportRunsOutsideNamespace(t *testing.T) {
+	nstest.Require(t)
+	ns := open(t, nstest.Add(t, 1)[0])
+	self, err := nsenter.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	type where struct{ thread, socket nsenter.ID }
+	var reports []where
+	nsenter.OnThreadDiscarded = func(error) {
+		var w where
+		w.thread, _ = nsenter.Current()
+		if fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err == nil {
+			w.socket, _ = nstest.SocketNS(fd)
+			unix.Close(fd)
+		}
+		reports = append(reports, w)
+	}
+	defer func() { nsenter.OnThreadDiscarded = nil }()
+	undo := nsenter.FailRestores(3, errors.New("injected restore failure"))
+	defer undo()
+
+	for range 3 {
+		fd, err := ns.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		unix.Close(fd)
+	}
+	if len(reports) != 3 {
+		t.Fatalf("%d reports of a discarded thread, want 3", len(reports))
+	}
+	for i, w := range reports {
+		if w.thread != self || w.socket != self {
+			t.Errorf("report %d ran in namespace %v and its socket landed in %v; want our own %v (the foreign one is %v)",
+				i, w.thread, w.socket, self, ns.ID)
+		}
+	}
+}
+
 // Without CAP_SYS_ADMIN, entering a namespace fails with an error that says
 // which capability is missing. The check runs in a child process whose
 // bounding set lacks the capability.
