@@ -207,7 +207,7 @@ func TestDialRefusedAndTimeout(t *testing.T) {
 	}
 }
 
-// Many goroutines create listeners, dial and make raw sockets in 100
+// Many goroutines create listeners, dial and make raw packet sockets in 100
 // namespaces while others create ordinary sockets in the process's own
 // namespace: each of 10,000 sockets must be where it was meant to be (asked
 // of the kernel with SIOCGSKNS), and the thread count must not grow.
@@ -228,6 +228,19 @@ func TestConcurrentSocketsLandInTheirNamespace(t *testing.T) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var wrong []string
+	var packets []*os.File
+	defer func() {
+		// Many at once, so they share grace periods.
+		var cg sync.WaitGroup
+		for w := range 32 {
+			cg.Go(func() {
+				for i := w; i < len(packets); i += 32 {
+					packets[i].Close()
+				}
+			})
+		}
+		cg.Wait()
+	}()
 	report := func(format string, args ...any) {
 		mu.Lock()
 		wrong = append(wrong, fmt.Sprintf(format, args...))
@@ -245,8 +258,19 @@ func TestConcurrentSocketsLandInTheirNamespace(t *testing.T) {
 				case 0: // an ordinary socket, in the process's namespace
 					want = self
 					fd, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-				case 1:
-					fd, err = ns.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+				case 1: // a raw packet socket, through the public API
+					var f *os.File
+					f, err = nsenter.SocketFile(ns, unix.AF_PACKET, unix.SOCK_RAW, 0)
+					if err == nil {
+						// Closed after the threads are counted:
+						// closing a packet socket waits for an
+						// RCU grace period, and the runtime adds
+						// threads for such blocking calls.
+						mu.Lock()
+						packets = append(packets, f)
+						mu.Unlock()
+						conn = f
+					}
 				case 2:
 					var ln net.Listener
 					ln, err = nsenter.Listen(ns, "tcp", "127.0.0.1:0")
