@@ -140,15 +140,17 @@ func (a Address) HostPort(offset uint) string {
 	return net.JoinHostPort(a.Host, strconv.FormatUint(uint64(a.StartPort+offset), 10))
 }
 
-// String returns the address in the form Caddy parses back, bracketed when
-// the host is an IPv6 address.
+// String returns the address in the form ParseAddress and Caddy parse back
+// to the same address: the part before the port is bracketed when it holds
+// a colon, in an IPv6 host or in the namespace's name or path. (Brackets
+// inside that part are refused by the parsers, so no address has them.)
 func (a Address) String() string {
 	port := strconv.FormatUint(uint64(a.StartPort), 10)
 	if a.EndPort != a.StartPort {
 		port += "-" + strconv.FormatUint(uint64(a.EndPort), 10)
 	}
 	inner := a.Namespace + "/" + a.Network + "/" + a.Host
-	if strings.ContainsRune(a.Host, ':') {
+	if strings.ContainsRune(inner, ':') {
 		return Network + "/[" + inner + "]:" + port
 	}
 	return Network + "/" + inner + ":" + port

@@ -33,6 +33,34 @@ func TestParseAddress(t *testing.T) {
 	}
 }
 
+// String prints every address ParseAddress accepts in a form that parses
+// back to the same address, also when the namespace name or path holds a
+// colon (then the whole inner part is bracketed, as for an IPv6 host).
+func TestAddressStringRoundTrips(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"netns/[a:b/tcp/127.0.0.1]:80", "netns/[a:b/tcp/127.0.0.1]:80"},
+		{"netns/[/srv/x:y/udp/10.0.0.1]:53", "netns/[/srv/x:y/udp/10.0.0.1]:53"},
+		{"netns/[a:b/tcp/]:80-81", "netns/[a:b/tcp/]:80-81"},
+		{"netns/[tenant:*/TCP/]:80", "netns/[tenant:*/tcp/]:80"},
+		{"netns/[a:b/tcp6/fe80::1%eth0]:443", "netns/[a:b/tcp6/fe80::1%eth0]:443"},
+		{"netns/[ns1/tcp/127.0.0.1]:80", "netns/ns1/tcp/127.0.0.1:80"},
+		{"netns/a%b c/udp/:053", "netns/a%b c/udp/:53"},
+		{"netns//srv/a b%c/tcp/:80", "netns//srv/a b%c/tcp/:80"},
+	} {
+		a, err := ParseAddress(tc.in)
+		if err != nil {
+			t.Errorf("ParseAddress(%q): %v", tc.in, err)
+			continue
+		}
+		if got := a.String(); got != tc.want {
+			t.Errorf("ParseAddress(%q).String() = %q, want %q", tc.in, got, tc.want)
+		}
+		if again, err := ParseAddress(a.String()); err != nil || again != a {
+			t.Errorf("ParseAddress(%q) = %+v, printed as %q, which parses to %+v, %v", tc.in, a, a.String(), again, err)
+		}
+	}
+}
+
 func TestParseAddressErrors(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"tcp/:80", "want netns/<namespace>"},

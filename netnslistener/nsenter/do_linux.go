@@ -66,7 +66,8 @@ func (n *Namespace) Do(fn func() error) error {
 	// switches run at once bounds the threads a burst of dials can make.
 	switchSlots <- struct{}{}
 	defer func() { <-switchSlots }()
-	errc := make(chan error, 1)
+	type result struct{ err, restore error }
+	done := make(chan result, 1)
 	go func() {
 		runtime.LockOSThread()
 		// No deferred unlock: the thread may only go back to the
@@ -75,26 +76,32 @@ func (n *Namespace) Do(fn func() error) error {
 			// A failed setns changes nothing: the thread is still
 			// in the process's namespace.
 			runtime.UnlockOSThread()
-			errc <- enterError(n, err)
+			done <- result{err: enterError(n, err)}
 			return
 		}
 		ferr := fn()
 		if err := setns(own.h); err != nil {
-			discarded.Add(1)
-			if f := OnThreadDiscarded; f != nil {
-				f(fmt.Errorf("netns %q: restoring the thread's namespace: %w (thread discarded)", n.Spec, err))
-			}
-			// Return with the thread still locked: the runtime
-			// terminates it instead of reusing it.
-			errc <- ferr
+			// The thread is still in n. Hand the error over and
+			// return with the thread locked: the runtime terminates
+			// it instead of reusing it. Nothing else runs here, in
+			// particular not the report, which may log or block.
+			done <- result{err: ferr, restore: err}
 			return
 		}
 		runtime.UnlockOSThread()
-		errc <- ferr
+		done <- result{err: ferr}
 	}()
-	err = <-errc
+	r := <-done
+	// From here on the caller's own thread, which the locked goroutine
+	// above can never have been on.
+	if r.restore != nil {
+		discarded.Add(1)
+		if f := OnThreadDiscarded; f != nil {
+			f(fmt.Errorf("netns %q: restoring the thread's namespace: %w (thread discarded)", n.Spec, r.restore))
+		}
+	}
 	Busy()
-	return err
+	return r.err
 }
 
 func enterError(n *Namespace, err error) error {

@@ -24,8 +24,11 @@ var ErrNotNetns = errors.New("not a network namespace")
 // namespace.
 var ErrPermission = errors.New("entering a network namespace needs CAP_SYS_ADMIN")
 
-// OnThreadDiscarded, if set, is called (from the discarded thread, after it
-// left the namespace window) with the restore error. It must not block.
+// OnThreadDiscarded, if set, is called with the error when a thread is
+// discarded because its namespace could not be restored. It is called from
+// the goroutine that called Do, on its own thread, never from the discarded
+// one (which is still in the foreign namespace), so it may log. It should
+// not block for long: the caller of Do waits for it.
 var OnThreadDiscarded func(err error)
 
 // RunDir is where `ip netns add` bind-mounts named namespaces. A namespace

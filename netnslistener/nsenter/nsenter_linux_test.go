@@ -207,7 +207,7 @@ func TestDialRefusedAndTimeout(t *testing.T) {
 	}
 }
 
-// Many goroutines create listeners, dial and make raw sockets in 100
+// Many goroutines create listeners, dial and make raw packet sockets in 100
 // namespaces while others create ordinary sockets in the process's own
 // namespace: each of 10,000 sockets must be where it was meant to be (asked
 // of the kernel with SIOCGSKNS), and the thread count must not grow.
@@ -228,6 +228,19 @@ func TestConcurrentSocketsLandInTheirNamespace(t *testing.T) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var wrong []string
+	var packets []*os.File
+	defer func() {
+		// Many at once, so they share grace periods.
+		var cg sync.WaitGroup
+		for w := range 32 {
+			cg.Go(func() {
+				for i := w; i < len(packets); i += 32 {
+					packets[i].Close()
+				}
+			})
+		}
+		cg.Wait()
+	}()
 	report := func(format string, args ...any) {
 		mu.Lock()
 		wrong = append(wrong, fmt.Sprintf(format, args...))
@@ -245,8 +258,19 @@ func TestConcurrentSocketsLandInTheirNamespace(t *testing.T) {
 				case 0: // an ordinary socket, in the process's namespace
 					want = self
 					fd, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-				case 1:
-					fd, err = ns.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+				case 1: // a raw packet socket, through the public API
+					var f *os.File
+					f, err = nsenter.SocketFile(ns, unix.AF_PACKET, unix.SOCK_RAW, 0)
+					if err == nil {
+						// Closed after the threads are counted:
+						// closing a packet socket waits for an
+						// RCU grace period, and the runtime adds
+						// threads for such blocking calls.
+						mu.Lock()
+						packets = append(packets, f)
+						mu.Unlock()
+						conn = f
+					}
 				case 2:
 					var ln net.Listener
 					ln, err = nsenter.Listen(ns, "tcp", "127.0.0.1:0")
@@ -341,6 +365,53 @@ func TestFailedRestoreDiscardsThread(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// The report of a discarded thread (which logs in Caddy) never runs on that
+// thread: the thread is still in the foreign namespace, and anything the
+// report does there (a log line sent over a socket, a socket it creates)
+// would happen in the wrong namespace. The report checks where it runs, by
+// /proc/thread-self/ns/net and by asking the kernel (SIOCGSKNS) where a
+// socket it creates lands.
+func TestDiscardReportRunsOutsideNamespace(t *testing.T) {
+	nstest.Require(t)
+	ns := open(t, nstest.Add(t, 1)[0])
+	self, err := nsenter.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	type where struct{ thread, socket nsenter.ID }
+	var reports []where
+	nsenter.OnThreadDiscarded = func(error) {
+		var w where
+		w.thread, _ = nsenter.Current()
+		if fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err == nil {
+			w.socket, _ = nstest.SocketNS(fd)
+			unix.Close(fd)
+		}
+		reports = append(reports, w)
+	}
+	defer func() { nsenter.OnThreadDiscarded = nil }()
+	undo := nsenter.FailRestores(3, errors.New("injected restore failure"))
+	defer undo()
+
+	for range 3 {
+		fd, err := ns.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		unix.Close(fd)
+	}
+	if len(reports) != 3 {
+		t.Fatalf("%d reports of a discarded thread, want 3", len(reports))
+	}
+	for i, w := range reports {
+		if w.thread != self || w.socket != self {
+			t.Errorf("report %d ran in namespace %v and its socket landed in %v; want our own %v (the foreign one is %v)",
+				i, w.thread, w.socket, self, ns.ID)
+		}
+	}
 }
 
 // Without CAP_SYS_ADMIN, entering a namespace fails with an error that says
