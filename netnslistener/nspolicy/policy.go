@@ -296,10 +296,7 @@ func (p *Policy) Allows(spec string) error {
 	if p == nil {
 		return nil
 	}
-	if err := p.refuse(path); err != nil {
-		if isOwn(path) {
-			return nil
-		}
+	if err := p.spelling(path); err != nil {
 		return err
 	}
 	var refused error
@@ -322,10 +319,26 @@ func (p *Policy) Allows(spec string) error {
 // (nsenter.OpenShared); the policy decides again, on the paths that first
 // led to it and on its identity.
 func (p *Policy) Open(spec string) (*nsenter.Namespace, error) {
-	if err := p.Allows(spec); err != nil {
+	path, err := nsenter.Path(spec)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.spelling(path); err != nil {
 		return nil, fmt.Errorf("namespace %q: %w", spec, err)
 	}
 	return nsenter.OpenShared(spec, p.check)
+}
+
+// spelling refuses a path that no list spells, unless it is Caddy's own
+// namespace; it only stats the file.
+func (p *Policy) spelling(path string) error {
+	if err := p.refuse(path); err != nil {
+		if isOwn(path) {
+			return nil
+		}
+		return err
+	}
+	return nil
 }
 
 // check is the decision on the file actually found: its own namespace, or
