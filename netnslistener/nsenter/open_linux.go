@@ -166,6 +166,18 @@ func StatID(path string) (ID, error) { return idOfPath(path) }
 // hold, never one that a link placed among them leads to, such as another
 // process's view of the file system through /proc/<pid>/root.
 func StatBeneath(dir, rel string) (ID, error) {
+	if rel != "" && rel != "." && rel != ".." && !strings.ContainsRune(rel, '/') {
+		// One name: lstat resolves dir as usual and not the name, in
+		// one system call. A link is left to the walk below.
+		var st unix.Stat_t
+		p := filepath.Join(dir, rel)
+		if err := unix.Lstat(p, &st); err != nil {
+			return ID{}, fmt.Errorf("stat %s: %w", p, err)
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFLNK {
+			return ID{Dev: uint64(st.Dev), Ino: st.Ino}, nil
+		}
+	}
 	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return ID{}, fmt.Errorf("opening %s: %w", dir, err)
