@@ -286,17 +286,29 @@ func (s *nsSet) release(h *handleBase) {
 	<-s.done
 }
 
-// revalidate closes the members that the latest config's allow list
-// refuses, and lets waiting namespaces be tried again at once under it.
-// Allowed members keep their sockets.
+// revalidate closes the members that no config holding the set allows any
+// more, and lets waiting namespaces be tried again at once under the
+// latest one. Allowed members keep their sockets.
+//
+// A member stays while any config holding the set allows it: a config
+// being loaded holds the set next to the running one until the load has
+// succeeded (Caddy stops the old config only then) or failed (its handle
+// is closed), so a narrower allow list closes members only once the config
+// that carries it is the one running, and a failed load closes nothing.
 func (s *nsSet) revalidate(now time.Time) {
-	pol, err := nspolicy.For(s.listenContext(s.ctx))
+	pols, err := s.policies()
 	if err != nil {
 		s.log.Error("namespace allow list", zap.Error(err))
 		return
 	}
 	for _, m := range s.members {
-		if err := pol.Allows(m.spec); err != nil {
+		var refused error
+		for _, pol := range pols {
+			if refused = pol.Allows(m.spec); refused == nil {
+				break
+			}
+		}
+		if refused != nil {
 			s.remove(m, "not allowed by the config's namespace allow list")
 		}
 	}
@@ -305,6 +317,29 @@ func (s *nsSet) revalidate(now time.Time) {
 		at.next = now
 	}
 	s.mu.Unlock()
+}
+
+// policies returns the namespace policy of each config holding the set.
+func (s *nsSet) policies() ([]*nspolicy.Policy, error) {
+	sets.Lock()
+	ctxs := make([]context.Context, 0, len(s.handles))
+	for _, h := range s.handles {
+		if h.cfg != nil {
+			ctxs = append(ctxs, *h.cfg)
+		} else {
+			ctxs = append(ctxs, s.ctx)
+		}
+	}
+	sets.Unlock()
+	pols := make([]*nspolicy.Policy, 0, len(ctxs))
+	for _, ctx := range ctxs {
+		pol, err := nspolicy.For(ctx)
+		if err != nil {
+			return nil, err
+		}
+		pols = append(pols, pol)
+	}
+	return pols, nil
 }
 
 // run follows the directory until the set is stopped.

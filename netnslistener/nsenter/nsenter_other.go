@@ -70,3 +70,6 @@ func OpenShared(spec string, allow func(paths []string, id ID) error) (*Namespac
 
 // Busy does nothing on this platform.
 func Busy() {}
+
+// StatBeneath is not supported on this platform.
+func StatBeneath(dir, rel string) (ID, error) { return ID{}, ErrUnsupported }

@@ -156,3 +156,80 @@ func isMagic(target string) bool {
 // StatID returns the identity of the namespace file at path, following
 // links, without opening it.
 func StatID(path string) (ID, error) { return idOfPath(path) }
+
+// StatBeneath returns the identity of the file that rel, a relative path
+// of one or more names, names below the directory dir, as this process
+// sees it now. dir is opened as usual, following links; below it no
+// symbolic link is followed, in the directories of rel or at its end,
+// except a /proc namespace link (net:[...]) as the last name, which is
+// the namespace itself. So the answer is the file that the entries of dir
+// hold, never one that a link placed among them leads to, such as another
+// process's view of the file system through /proc/<pid>/root.
+func StatBeneath(dir, rel string) (ID, error) {
+	if rel != "" && rel != "." && rel != ".." && !strings.ContainsRune(rel, '/') {
+		// One name: lstat resolves dir as usual and not the name, in
+		// one system call. A link is left to the walk below.
+		var st unix.Stat_t
+		p := filepath.Join(dir, rel)
+		if err := unix.Lstat(p, &st); err != nil {
+			return ID{}, fmt.Errorf("stat %s: %w", p, err)
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFLNK {
+			return ID{Dev: uint64(st.Dev), Ino: st.Ino}, nil
+		}
+	}
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return ID{}, fmt.Errorf("opening %s: %w", dir, err)
+	}
+	names := strings.Split(rel, "/")
+	cur := dir
+	var st unix.Stat_t
+	for i, name := range names {
+		if name == "" || name == "." || name == ".." {
+			unix.Close(fd)
+			return ID{}, fmt.Errorf("%q below %s: not a plain relative path", rel, dir)
+		}
+		cur = filepath.Join(cur, name)
+		next, err := unix.Openat(fd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			unix.Close(fd)
+			return ID{}, fmt.Errorf("opening %s: %w", cur, err)
+		}
+		if err := unix.Fstat(next, &st); err != nil {
+			unix.Close(fd)
+			unix.Close(next)
+			return ID{}, fmt.Errorf("stat %s: %w", cur, err)
+		}
+		last := i == len(names)-1
+		switch typ := st.Mode & unix.S_IFMT; {
+		case typ == unix.S_IFLNK:
+			target, rerr := readlink(next)
+			unix.Close(next)
+			if !last || rerr != nil || !isMagic(target) {
+				unix.Close(fd)
+				return ID{}, fmt.Errorf("%s is a symbolic link", cur)
+			}
+			// The namespace link itself: only the kernel follows it.
+			next, err = unix.Openat(fd, name, unix.O_PATH|unix.O_CLOEXEC, 0)
+			unix.Close(fd)
+			if err != nil {
+				return ID{}, fmt.Errorf("opening %s: %w", cur, err)
+			}
+			err = unix.Fstat(next, &st)
+			unix.Close(next)
+			if err != nil {
+				return ID{}, fmt.Errorf("stat %s: %w", cur, err)
+			}
+			return ID{Dev: uint64(st.Dev), Ino: st.Ino}, nil
+		case !last && typ != unix.S_IFDIR:
+			unix.Close(fd)
+			unix.Close(next)
+			return ID{}, fmt.Errorf("%s is not a directory", cur)
+		}
+		unix.Close(fd)
+		fd = next
+	}
+	unix.Close(fd)
+	return ID{Dev: uint64(st.Dev), Ino: st.Ino}, nil
+}

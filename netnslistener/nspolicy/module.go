@@ -46,7 +46,14 @@ type App struct {
 	// (/proc/*/ns/net, /var/run/docker/netns/*), or an absolute path
 	// ending in a slash for everything below a directory
 	// (/var/run/docker/netns/). A name also allows the same file given by
-	// path (netns//var/run/netns/ns1/...). If the file a config names is a
+	// path (netns//var/run/netns/ns1/... or /run/netns/ns1: /var/run and
+	// /run are one). Paths are compared as written, with no other link
+	// resolved: a path through another process's view of the file system
+	// (/proc/<pid>/root/run/netns/ns1, /proc/<pid>/cwd/ns1) is not the
+	// name ns1. The namespace then opened must be the very one (same
+	// device and inode) that the entry names at that moment, looked up by
+	// Caddy in its own mount namespace, in the entry's directory and
+	// without following links below it. If the file a config names is a
 	// symbolic link, each path it leads to must be allowed too; a
 	// /proc/<pid>/ns/net path is matched as that path, never as the name
 	// of the namespace it happens to be in. Default: every namespace.

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -99,6 +100,109 @@ func TestOpenDoesNotOpenOtherFiles(t *testing.T) {
 	for _, path := range []string{"/dev/null", "/etc/hostname", dir, "/proc/self/ns/mnt"} {
 		if _, err := nsenter.Open(path); !errors.Is(err, nsenter.ErrNotNetns) {
 			t.Errorf("%s: %v, want ErrNotNetns", path, err)
+		}
+	}
+}
+
+// The decision is on the namespace held open, by identity, with no window
+// between the check and the use: a name re-created as another namespace
+// after the file was opened but before the check is refused (the list now
+// names another namespace), and one re-created after the check does not
+// change what is used (the descriptor checked is the one used).
+func TestDecisionIsOnTheOpenedFile(t *testing.T) {
+	nstest.Require(t)
+	name := nstest.Name("nlt")
+	nstest.Batch(t, "netns add "+name+"\n")
+	t.Cleanup(func() { nstest.Del(name) })
+	l, err := Compile("config", []string{name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Policy{config: l}
+	recreate := func() {
+		t.Helper()
+		nstest.Batch(t, "netns del "+name+"\nnetns add "+name+"\n")
+	}
+
+	first := nstest.ID(t, name)
+	_, err = nsenter.OpenChecked(name, func(paths []string, id nsenter.ID) error {
+		recreate()
+		return p.check(paths, id)
+	})
+	if !errors.Is(err, ErrNotAllowed) || !strings.Contains(err.Error(), "not the one opened") {
+		t.Errorf("re-created between open and check: %v, want refused", err)
+	}
+	if second := nstest.ID(t, name); second == first {
+		t.Fatalf("%s was not re-created", name)
+	}
+
+	checked := nstest.ID(t, name)
+	ns, err := nsenter.OpenChecked(name, func(paths []string, id nsenter.ID) error {
+		err := p.check(paths, id)
+		recreate()
+		return err
+	})
+	if err != nil {
+		t.Fatalf("re-created after the check: %v", err)
+	}
+	defer ns.Close()
+	if ns.ID != checked {
+		t.Errorf("re-created after the check: got namespace %v, want the one checked, %v", ns.ID, checked)
+	}
+	ln, err := nsenter.ListenPacket(ns, "udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	raw, _ := ln.(syscall.Conn).SyscallConn()
+	var got nsenter.ID
+	_ = raw.Control(func(fd uintptr) { got, err = nstest.SocketNS(int(fd)) })
+	if err != nil || got != checked {
+		t.Errorf("socket in %v (%v), want the namespace checked, %v", got, err, checked)
+	}
+}
+
+// The identity of what an entry holds is looked up without following links
+// below the entry's directory, except a /proc namespace link at the end.
+func TestHolds(t *testing.T) {
+	nstest.Require(t)
+	nss := nstest.Add(t, 1)
+	dir := t.TempDir()
+	if err := os.Symlink("/proc/self", filepath.Join(dir, "self")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(nsenter.RunDir, nss[0]), filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	own, err := nsenter.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := strconv.Itoa(os.Getpid())
+	l, err := Compile("config", []string{nss[0], "/proc/*/ns/net", dir + "/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		path string
+		id   nsenter.ID
+		want string // "" if held
+	}{
+		{"/var/run/netns/" + nss[0], nstest.ID(t, nss[0]), ""},
+		{"/run/netns/" + nss[0], nstest.ID(t, nss[0]), ""},
+		{"/run/netns/" + nss[0], own, "not the one opened"},
+		{"/proc/" + pid + "/ns/net", own, ""},
+		{"/proc/" + pid + "/ns/net", nstest.ID(t, nss[0]), "not the one opened"},
+		{dir + "/self/ns/net", own, "self is a symbolic link"},
+		{dir + "/link", nstest.ID(t, nss[0]), "link is a symbolic link"},
+		{"/proc/" + pid + "/root/run/netns/" + nss[0], nstest.ID(t, nss[0]), "not allowed"},
+	} {
+		err := l.Holds(tc.path, tc.id)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.path, err)
+		case tc.want != "" && (!errors.Is(err, ErrNotAllowed) || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want refused: %q", tc.path, err, tc.want)
 		}
 	}
 }

@@ -42,7 +42,8 @@ const (
 
 type entry struct {
 	kind    entryKind
-	pattern string
+	pattern string // with /var/run spelled as what it links to (see canon)
+	base    string // kindPath: the directory before the first glob
 }
 
 // Compile checks and compiles the entries of an allow list. Each entry is
@@ -83,9 +84,14 @@ func compileEntry(s string) (entry, error) {
 	case !filepath.IsAbs(s):
 		return entry{kind: kindName, pattern: s}, nil
 	case strings.HasSuffix(s, "/"):
-		return entry{kind: kindPrefix, pattern: withSlash(filepath.Clean(s))}, nil
+		return entry{kind: kindPrefix, pattern: withSlash(canon(filepath.Clean(s)))}, nil
 	}
-	return entry{kind: kindPath, pattern: filepath.Clean(s)}, nil
+	p := canon(filepath.Clean(s))
+	base := filepath.Dir(p)
+	if i := strings.IndexAny(p, `*?[\`); i >= 0 {
+		base = filepath.Dir(p[:i])
+	}
+	return entry{kind: kindPath, pattern: p, base: base}, nil
 }
 
 func withSlash(dir string) string {
@@ -95,57 +101,123 @@ func withSlash(dir string) string {
 	return dir + "/"
 }
 
-// Match reports whether the list allows the namespace file at p, an
-// absolute, clean path. A path is also tried with the symbolic links of its
-// directory resolved, so /run/netns/ns1 is allowed by the name ns1 where
-// /var/run is a link to /run, and the other way round.
+// varRun is what /var/run is a symbolic link to, "" if it is none.
+var varRun = sync.OnceValue(func() string {
+	r, err := filepath.EvalSymlinks("/var/run")
+	if err != nil || r == "/var/run" {
+		return ""
+	}
+	return r
+})
+
+// canon spells an absolute, clean path that starts with /var/run with what
+// /var/run is a link to (/run on most systems), so that either spelling
+// matches an entry written with the other. It is the only link resolved
+// when a path is compared with the list.
+func canon(p string) string {
+	r := varRun()
+	switch {
+	case r == "":
+		return p
+	case p == "/var/run":
+		return r
+	case strings.HasPrefix(p, "/var/run/"):
+		return r + p[len("/var/run"):]
+	}
+	return p
+}
+
+// Match reports whether the list allows the spelling p of a namespace
+// file, an absolute, clean path: whether p is a name under /var/run/netns
+// that the list names, or a path it names, as written. No symbolic link
+// in p is resolved, except that /var/run and what it links to (/run) are
+// the same. Whether the namespace actually opened is the one the list
+// allows is decided by Holds.
 func (l *List) Match(p string) bool {
 	if l == nil {
 		return true
 	}
-	if l.match(p) {
-		return true
-	}
-	if dir, err := filepath.EvalSymlinks(filepath.Dir(p)); err == nil {
-		if q := filepath.Join(dir, filepath.Base(p)); q != p {
-			return l.match(q)
-		}
-	}
-	return false
+	return len(l.match(p)) > 0
 }
 
-func (l *List) match(p string) bool {
+// match returns the entries that spell p.
+func (l *List) match(p string) []entry {
+	p = canon(p)
 	dir, base := filepath.Dir(p), filepath.Base(p)
+	var found []entry
 	for _, e := range l.entries {
 		switch e.kind {
 		case kindName:
 			if isRunDir(dir) {
 				if ok, _ := path.Match(e.pattern, base); ok {
-					return true
+					found = append(found, e)
 				}
 			}
 		case kindPath:
 			if ok, _ := path.Match(e.pattern, p); ok {
-				return true
+				found = append(found, e)
 			}
 		case kindPrefix:
 			if strings.HasPrefix(p, e.pattern) {
-				return true
+				found = append(found, e)
 			}
 		}
 	}
-	return false
+	return found
 }
 
-// isRunDir reports whether dir is the directory of named namespaces,
-// as written or with its symbolic links resolved.
+// Holds reports whether the namespace id is the one that an entry
+// spelling p holds at this moment: the file an entry's own directory (the
+// directory of named namespaces for a name, the directory an entry names,
+// or the part of a path before its first glob) has at p's place, looked
+// up by this process in its own mount namespace without following any
+// symbolic link below that directory (a /proc/<pid>/ns/net link at the
+// end is the namespace itself). A nil *List holds everything.
+//
+// Match and Holds together decide membership by identity: ns1 in a list
+// allows the namespace that /var/run/netns/ns1 is now, and no file that
+// merely carries the name ns1 in another process's view of the file
+// system, such as /proc/<pid>/root/run/netns/ns1.
+func (l *List) Holds(p string, id nsenter.ID) error {
+	if l == nil {
+		return nil
+	}
+	cp := canon(p)
+	var errs []error
+	for _, e := range l.match(p) {
+		var dir, rel string
+		switch e.kind {
+		case kindName:
+			dir, rel = nsenter.RunDir, filepath.Base(cp)
+		case kindPrefix:
+			dir, rel = e.pattern, strings.TrimPrefix(cp, e.pattern)
+		case kindPath:
+			dir, rel = e.base, strings.TrimPrefix(cp, withSlash(e.base))
+		}
+		got, err := nsenter.StatBeneath(dir, rel)
+		switch {
+		case err != nil:
+			errs = append(errs, err)
+		case got == id:
+			return nil
+		default:
+			errs = append(errs, fmt.Errorf("%s is namespace %v, not the one opened (%v)", filepath.Join(dir, rel), got, id))
+		}
+	}
+	if len(errs) == 0 {
+		return fmt.Errorf("%s is %w by %s", p, ErrNotAllowed, l)
+	}
+	return fmt.Errorf("%s is %w by %s: %w", p, ErrNotAllowed, l, errors.Join(errs...))
+}
+
+// isRunDir reports whether dir (spelled as canon does) is the directory
+// of named namespaces, as written or with its symbolic links resolved.
 func isRunDir(dir string) bool {
-	run := filepath.Clean(nsenter.RunDir)
-	if dir == run {
+	if dir == canon(filepath.Clean(nsenter.RunDir)) {
 		return true
 	}
-	real, err := filepath.EvalSymlinks(run)
-	return err == nil && dir == real
+	real, err := filepath.EvalSymlinks(nsenter.RunDir)
+	return err == nil && dir == canon(real)
 }
 
 func (l *List) String() string {
@@ -210,14 +282,56 @@ func Ceiling() (*List, error) {
 	return ceiling.list, ceiling.err
 }
 
-// Allows checks, without opening it, whether spec (a name under
-// /var/run/netns or an absolute path) may be used. Caddy's own namespace
-// is always allowed: any config reaches it with a plain address.
+// Allows checks whether spec (a name under /var/run/netns or an absolute
+// path) may be used: its spelling (see List.Match), and, if spec names a
+// namespace now, that namespace (see Open; the namespace is only looked
+// at, not used). A spec whose file is missing or not a namespace yet is
+// decided when it is opened. Caddy's own namespace is always allowed: any
+// config reaches it with a plain address.
 func (p *Policy) Allows(spec string) error {
 	path, err := nsenter.Path(spec)
 	if err != nil {
 		return err
 	}
+	if p == nil || (p.config == nil && p.ceiling == nil) {
+		return nil
+	}
+	if err := p.spelling(path); err != nil {
+		return err
+	}
+	var refused error
+	ns, err := nsenter.OpenShared(spec, func(paths []string, id nsenter.ID) error {
+		refused = p.check(paths, id)
+		return refused
+	})
+	if err == nil {
+		ns.Close()
+	}
+	return refused
+}
+
+// Open opens the namespace spec names if the policy allows it. Every
+// symbolic link followed from spec must lead to an allowed path too, and
+// the decision is made on the very file that is then opened (see
+// nsenter.OpenChecked): its identity must be that of the namespace the
+// list names there at that moment (List.Holds). A namespace opened through
+// the same path moments before is reused if the path still names it
+// (nsenter.OpenShared); the policy decides again, on the paths that first
+// led to it and on its identity.
+func (p *Policy) Open(spec string) (*nsenter.Namespace, error) {
+	path, err := nsenter.Path(spec)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.spelling(path); err != nil {
+		return nil, fmt.Errorf("namespace %q: %w", spec, err)
+	}
+	return nsenter.OpenShared(spec, p.check)
+}
+
+// spelling refuses a path that no list spells, unless it is Caddy's own
+// namespace; it only stats the file.
+func (p *Policy) spelling(path string) error {
 	if err := p.refuse(path); err != nil {
 		if isOwn(path) {
 			return nil
@@ -227,29 +341,36 @@ func (p *Policy) Allows(spec string) error {
 	return nil
 }
 
-// Open opens the namespace spec names if the policy allows it. Every
-// symbolic link followed from spec must lead to an allowed path too, and
-// the decision is made on the very file that is then opened (see
-// nsenter.OpenChecked). A namespace opened through the same path moments
-// before is reused if the path still names it (nsenter.OpenShared); the
-// policy decides again on the paths that first led to it.
-func (p *Policy) Open(spec string) (*nsenter.Namespace, error) {
-	if err := p.Allows(spec); err != nil {
-		return nil, fmt.Errorf("namespace %q: %w", spec, err)
+// check is the decision on the file actually found: its own namespace, or
+// every path that led to it allowed and the namespace the one each list
+// holds at the last of them.
+func (p *Policy) check(paths []string, id nsenter.ID) error {
+	if p == nil {
+		return nil
 	}
-	return nsenter.OpenShared(spec, p.check)
+	err := p.decide(paths, id)
+	if err != nil {
+		if own, oerr := nsenter.Current(); oerr == nil && own == id {
+			return nil
+		}
+	}
+	return err
 }
 
-// check is the decision on the file actually found: its own namespace, or
-// every path that led to it allowed.
-func (p *Policy) check(paths []string, id nsenter.ID) error {
+func (p *Policy) decide(paths []string, id nsenter.ID) error {
 	for _, q := range paths {
 		if err := p.refuse(q); err != nil {
-			if own, oerr := nsenter.Current(); oerr == nil && own == id {
-				return nil
-			}
 			if q != paths[0] {
 				return fmt.Errorf("%s leads to %s: %w", paths[0], q, err)
+			}
+			return err
+		}
+	}
+	last := paths[len(paths)-1]
+	for _, l := range []*List{p.ceiling, p.config} {
+		if err := l.Holds(last, id); err != nil {
+			if last != paths[0] {
+				return fmt.Errorf("%s leads to %s: %w", paths[0], last, err)
 			}
 			return err
 		}

@@ -38,6 +38,11 @@ func TestMatch(t *testing.T) {
 		{"/srv/ns/ab", false},
 		{"/srv/ns1", false},
 		{"/tmp/ns1", false}, // a name is a name under /var/run/netns only
+		// Another process's view of the file system is not the name.
+		{"/proc/1/root/run/netns/ns1", false},
+		{"/proc/self/root/var/run/netns/ns1", false},
+		{"/proc/1/cwd/ns1", false},
+		{"/proc/1/root/var/run/docker/netns/abc", false},
 	} {
 		if got := l.Match(tc.path); got != tc.want {
 			t.Errorf("Match(%q) = %v, want %v", tc.path, got, tc.want)
