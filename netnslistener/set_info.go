@@ -84,7 +84,7 @@ func Listeners(kernelConns bool) ([]ListenerInfo, []WaitingInfo) {
 
 	pool.Lock()
 	socks := make([]ListenerInfo, 0, len(pool.m))
-	files := make([]*pooled, 0, len(pool.m))
+	files := make([]*socket, 0, len(pool.m))
 	for _, p := range pool.m {
 		socks = append(socks, ListenerInfo{Socket: Socket{
 			Namespace: p.spec, NamespaceID: p.key.ns, Network: p.key.network,
