@@ -41,6 +41,10 @@ type socket struct {
 	refs  int
 	since time.Time
 	w     net.PacketConn // see writer
+
+	// opening is closed when the socket is open or failed to open;
+	// nil after that. While it is set, file is nil and refs 0.
+	opening chan struct{}
 }
 
 // pooled is one handle's reference on a shared socket.
@@ -95,6 +99,10 @@ func NamespaceNames(id nsenter.ID) []string {
 // namespace spec, creating it with open if needed, and takes a reference.
 // The namespace is opened only if pol allows it, before the pool is looked
 // at: a config cannot reach a socket that another config opened.
+//
+// open runs without the pool locked: it may resolve a host name or wait
+// for the namespace, and that must not hold up sockets in other
+// namespaces. Callers asking for the same socket meanwhile wait for it.
 func acquire(pol *nspolicy.Policy, spec, network, address string, open func(*nsenter.Namespace) (*os.File, error)) (*pooled, error) {
 	ns, err := pol.Open(spec)
 	if err != nil {
@@ -106,18 +114,38 @@ func acquire(pol *nspolicy.Policy, spec, network, address string, open func(*nse
 
 	key := poolKey{ns: ns.ID, network: network, address: address}
 	pool.Lock()
-	defer pool.Unlock()
-	if p := pool.m[key]; p != nil {
+	for {
+		p := pool.m[key]
+		if p == nil {
+			break
+		}
+		if p.opening != nil {
+			opening := p.opening
+			pool.Unlock()
+			<-opening
+			pool.Lock()
+			continue // opened, or failed and gone: look again
+		}
 		p.refs++
 		p.named(spec, 1)
+		pool.Unlock()
 		return &pooled{socket: p, name: spec}, nil
 	}
+	p := &socket{key: key, specs: map[string]int{}, opening: make(chan struct{})}
+	pool.m[key] = p
+	pool.Unlock()
+
 	f, err := open(ns)
+
+	pool.Lock()
+	defer pool.Unlock()
+	close(p.opening)
+	p.opening = nil
 	if err != nil {
+		delete(pool.m, key)
 		return nil, fmt.Errorf("listen %s %s: %w", network, address, err)
 	}
-	p := &socket{key: key, specs: map[string]int{}, file: f, refs: 1, since: time.Now()}
-	pool.m[key] = p
+	p.file, p.refs, p.since = f, 1, time.Now()
 	p.named(spec, 1)
 	logger().Debug("socket opened",
 		zap.String("netns", spec), zap.Stringer("netns_id", ns.ID),
@@ -195,6 +223,9 @@ func Sockets() []Socket {
 	defer pool.Unlock()
 	out := make([]Socket, 0, len(pool.m))
 	for _, p := range pool.m {
+		if p.opening != nil {
+			continue
+		}
 		out = append(out, Socket{
 			Namespace: p.spec, NamespaceID: p.key.ns, Network: p.key.network,
 			Address: p.key.address, Handles: p.refs, Since: p.since,
