@@ -56,7 +56,11 @@ type ActiveHealthChecks struct {
 	Rise int `json:"rise,omitempty"`
 }
 
-// PassiveHealthChecks remember failed connects.
+// PassiveHealthChecks remember failed connects. They are counted per
+// target: an upstream with placeholders, such as
+// netns/{l4.netns.name}/tcp/127.0.0.1:80, is one target per namespace
+// (by identity, device and inode) and address, so one tenant's failing
+// backend does not mark another tenant's down.
 type PassiveHealthChecks struct {
 	// FailDuration is how long a failed connect to an upstream is
 	// remembered; > 0 enables passive checks. Default: 0.

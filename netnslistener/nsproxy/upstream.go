@@ -25,12 +25,17 @@ type Upstream struct {
 	// the namespace), or [<network>/]<host>:<port> to connect from
 	// Caddy's own namespace (network tcp or udp and their 4/6 variants;
 	// default tcp). Placeholders such as {l4.netns.name} are replaced per
-	// connection.
+	// connection. With {l4.netns.name} as the namespace, the connection
+	// is dialed into the very namespace it arrived in: if that name was
+	// given to another namespace meanwhile (deleted and re-created), the
+	// connect fails rather than reach the new one.
 	Dial string `json:"dial,omitempty"`
 
 	// MaxConnections is how many connections this upstream may have at
-	// once before it is skipped; 0 means no limit. Default: 0, or the
-	// passive health checks' unhealthy_connection_count.
+	// once before it is skipped, counted per target (with placeholders,
+	// per namespace and address they resolve to); 0 means no limit.
+	// Default: 0, or the passive health checks'
+	// unhealthy_connection_count.
 	MaxConnections int `json:"max_connections,omitempty"`
 
 	// Weight is the upstream's relative weight for weighted selection
