@@ -148,12 +148,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-// Cleanup releases the upstreams' shared state.
+// Cleanup releases the upstreams' shared state. A connection still being
+// handled keeps using it; it is only no longer shared.
 func (h *Handler) Cleanup() error {
 	for _, u := range h.Upstreams {
-		if u != nil && u.state != nil {
+		if u != nil && u.state != nil && !u.released {
+			u.released = true
 			u.state.release()
-			u.state = nil
 		}
 	}
 	h.seen.close()

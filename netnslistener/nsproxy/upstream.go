@@ -42,11 +42,12 @@ type Upstream struct {
 	// policies (weighted_round_robin). A value <= 0 counts as 1.
 	Weight int `json:"weight,omitempty"`
 
-	target  *target           // nil when Dial has placeholders
-	state   *state            // the target's state; nil when Dial has placeholders
-	arrival bool              // Dial has {l4.netns.name}: it may name the arrival namespace
-	shadow  *l4proxy.Upstream // stands for this upstream in caddy-l4 selection policies
-	passive *PassiveHealthChecks
+	target   *target           // nil when Dial has placeholders
+	state    *state            // the target's state; nil when Dial has placeholders
+	released bool              // state was released (Cleanup)
+	arrival  bool              // Dial has {l4.netns.name}: it may name the arrival namespace
+	shadow   *l4proxy.Upstream // stands for this upstream in caddy-l4 selection policies
+	passive  *PassiveHealthChecks
 }
 
 func (u *Upstream) String() string { return u.Dial }
