@@ -31,8 +31,9 @@ type HealthChecks struct {
 // An upstream whose address has placeholders (such as
 // netns/{l4.netns.name}/tcp/127.0.0.1:80) is many targets, one per tenant:
 // each target a connection has resolved to is checked from then on, and
-// marked down or up on its own. A target is no longer checked (and its
-// health forgotten) when its namespace is gone or its name names another
+// marked down or up on its own, also across reloads of a config with the
+// same upstreams. A target is no longer checked (and its health forgotten)
+// when its namespace is gone or its name names another
 // namespace, when no connection has resolved to it for 10 intervals, or
 // when more than 4096 targets of the handler are followed (the least
 // recently used goes).
@@ -169,6 +170,7 @@ var maxSeen = 4096
 // resolved to, for the active checks. A nil *seenTargets follows nothing.
 type seenTargets struct {
 	ttl time.Duration // forget a target not resolved to for this long
+	sig string        // the handler's upstream addresses, see following
 
 	mu     sync.Mutex
 	m      map[stateKey]*seenTarget
@@ -182,8 +184,37 @@ type seenTarget struct {
 	last     time.Time
 }
 
-func newSeenTargets(ttl time.Duration) *seenTargets {
-	return &seenTargets{ttl: ttl, m: map[stateKey]*seenTarget{}}
+// following lists the open seenTargets by the upstream addresses of their
+// handler, so that a reloaded config keeps following (and keeps the health
+// of) the targets its previous version followed: Caddy provisions the new
+// config before it cleans up the old one.
+var following = struct {
+	sync.Mutex
+	m map[string]map[*seenTargets]bool
+}{m: map[string]map[*seenTargets]bool{}}
+
+// newSeenTargets returns the targets to follow for a handler whose
+// upstreams' addresses joined are sig, starting with those that an open
+// handler with the same addresses follows.
+func newSeenTargets(ttl time.Duration, sig string) *seenTargets {
+	s := &seenTargets{ttl: ttl, sig: sig, m: map[stateKey]*seenTarget{}}
+	following.Lock()
+	defer following.Unlock()
+	for prev := range following.m[sig] {
+		prev.mu.Lock()
+		for k, e := range prev.m {
+			e.st.hold()
+			c := *e
+			s.m[k] = &c
+		}
+		prev.mu.Unlock()
+		break
+	}
+	if following.m[sig] == nil {
+		following.m[sig] = map[*seenTargets]bool{}
+	}
+	following.m[sig][s] = true
+	return s
 }
 
 // note follows the target t (key k, state st) of upstream u from now on.
@@ -260,6 +291,11 @@ func (s *seenTargets) close() {
 	if s == nil {
 		return
 	}
+	following.Lock()
+	if delete(following.m[s.sig], s); len(following.m[s.sig]) == 0 {
+		delete(following.m, s.sig)
+	}
+	following.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true

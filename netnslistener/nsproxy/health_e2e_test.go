@@ -115,7 +115,8 @@ func TestCrossTenantHealth(t *testing.T) {
 
 // Active health checks with a placeholder upstream run per resolved target
 // that connections have reached: the tenant whose health port is closed is
-// marked down (its data port still answers), the other tenant stays up;
+// marked down (its data port still answers), and stays down across a
+// reload; the other tenant stays up;
 // when the healthy tenant's health port closes it goes down too, and comes
 // back when it opens again.
 func TestCrossTenantActiveHealth(t *testing.T) {
@@ -127,11 +128,12 @@ func TestCrossTenantActiveHealth(t *testing.T) {
 	startBackend(t, bad, "127.0.0.1:9000", "bad")
 	startBackend(t, good, "127.0.0.1:9000", "good")
 	health := startBackend(t, good, "127.0.0.1:9100", "health")
-	admin.MustLoad(t, layer4JSON(admin, map[string]string{
+	config := layer4JSON(admin, map[string]string{
 		"tenants": proxyServer(tenantListens("set", prefix), `{"handler":"netns_proxy",
 			"health_checks":{"active":{"port":9100,"interval":100000000,"timeout":500000000}},
 			"upstreams":[{"dial":"netns/{l4.netns.name}/tcp/127.0.0.1:9000"}]}`),
-	}), "json")
+	})
+	admin.MustLoad(t, config, "json")
 	waitAnswer(t, good, "good")
 
 	// The first connection of the tenant without a health port makes its
@@ -145,6 +147,11 @@ func TestCrossTenantActiveHealth(t *testing.T) {
 	}
 	if !down {
 		t.Fatal("the tenant whose health port is closed was never marked down: placeholder upstreams are not checked")
+	}
+	// A reload keeps what the checks found.
+	admin.MustLoad(t, config, "json")
+	if got, ok := reachesProxy(t, bad); ok {
+		t.Errorf("right after a reload the tenant marked down was answered: %q", got)
 	}
 
 	const n = 20

@@ -142,7 +142,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		if a.Port < 0 || a.Port > 65535 {
 			return fmt.Errorf("health_checks.active.port %d out of range", a.Port)
 		}
-		h.seen = newSeenTargets(10 * time.Duration(a.Interval))
+		dials := make([]string, len(h.Upstreams))
+		for i, u := range h.Upstreams {
+			dials[i] = u.Dial
+		}
+		h.seen = newSeenTargets(10*time.Duration(a.Interval), strings.Join(dials, "\x00"))
 		go h.activeHealthChecker(ctx)
 	}
 	return nil

@@ -82,7 +82,7 @@ func TestSeenTargetsEvicted(t *testing.T) {
 	nstest.Require(t)
 	nss := nstest.Add(t, 2)
 	before := stateCount()
-	seen := newSeenTargets(time.Hour)
+	seen := newSeenTargets(time.Hour, t.Name())
 	defer seen.close()
 	u := &Upstream{Dial: "netns/{l4.netns.name}/tcp/127.0.0.1:80"}
 	note := func(ns string) stateKey {
