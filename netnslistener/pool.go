@@ -21,7 +21,10 @@ import (
 // closes when its last handle does.
 //
 // Sockets are keyed by the namespace's identity, not its name: a namespace
-// deleted and re-created under the same name gets a fresh socket.
+// deleted and re-created under the same name gets a fresh socket. Each
+// handle remembers how its config named the namespace, so that a reload
+// that names it differently (ns1, then /run/netns/ns1) is named the new
+// way once the old config's handles are closed.
 
 type poolKey struct {
 	ns      nsenter.ID
@@ -29,18 +32,34 @@ type poolKey struct {
 	address string
 }
 
-type pooled struct {
+// socket is one shared socket.
+type socket struct {
 	key   poolKey
-	spec  string // the namespace as first named
+	spec  string         // the namespace as the newest open handle named it
+	specs map[string]int // open handles per name of the namespace
 	file  *os.File
 	refs  int
 	since time.Time
 	w     net.PacketConn // see writer
+
+	// opening is closed when the socket is open or failed to open;
+	// nil after that. While it is set, file is nil and refs 0.
+	opening chan struct{}
 }
+
+// pooled is one handle's reference on a shared socket.
+type pooled struct {
+	*socket
+	name string // the namespace as this handle's config named it
+}
+
+// release returns the handle's reference; the socket closes with the
+// last one.
+func (p *pooled) release() { p.socket.release(p.name) }
 
 // writer returns a packet conn on the shared socket for replies sent
 // through handles already closed, or nil once the socket is gone.
-func (p *pooled) writer() net.PacketConn {
+func (p *socket) writer() net.PacketConn {
 	pool.Lock()
 	defer pool.Unlock()
 	if p.refs == 0 || p.file == nil {
@@ -58,14 +77,14 @@ func (p *pooled) writer() net.PacketConn {
 
 var pool = struct {
 	sync.Mutex
-	m map[poolKey]*pooled
-	// byNS counts the open sockets per namespace identity and name, so
+	m map[poolKey]*socket
+	// byNS counts the open handles per namespace identity and name, so
 	// a connection's namespace is named without walking every socket.
 	byNS map[nsenter.ID]map[string]int
-}{m: map[poolKey]*pooled{}, byNS: map[nsenter.ID]map[string]int{}}
+}{m: map[poolKey]*socket{}, byNS: map[nsenter.ID]map[string]int{}}
 
 // NamespaceNames returns the names and paths (as configs wrote them) under
-// which the pool holds sockets in the namespace id.
+// which open handles hold sockets in the namespace id.
 func NamespaceNames(id nsenter.ID) []string {
 	pool.Lock()
 	defer pool.Unlock()
@@ -80,6 +99,10 @@ func NamespaceNames(id nsenter.ID) []string {
 // namespace spec, creating it with open if needed, and takes a reference.
 // The namespace is opened only if pol allows it, before the pool is looked
 // at: a config cannot reach a socket that another config opened.
+//
+// open runs without the pool locked: it may resolve a host name or wait
+// for the namespace, and that must not hold up sockets in other
+// namespaces. Callers asking for the same socket meanwhile wait for it.
 func acquire(pol *nspolicy.Policy, spec, network, address string, open func(*nsenter.Namespace) (*os.File, error)) (*pooled, error) {
 	ns, err := pol.Open(spec)
 	if err != nil {
@@ -91,53 +114,96 @@ func acquire(pol *nspolicy.Policy, spec, network, address string, open func(*nse
 
 	key := poolKey{ns: ns.ID, network: network, address: address}
 	pool.Lock()
-	defer pool.Unlock()
-	if p := pool.m[key]; p != nil {
+	for {
+		p := pool.m[key]
+		if p == nil {
+			break
+		}
+		if p.opening != nil {
+			opening := p.opening
+			pool.Unlock()
+			<-opening
+			pool.Lock()
+			continue // opened, or failed and gone: look again
+		}
 		p.refs++
-		return p, nil
+		p.named(spec, 1)
+		pool.Unlock()
+		return &pooled{socket: p, name: spec}, nil
 	}
+	p := &socket{key: key, specs: map[string]int{}, opening: make(chan struct{})}
+	pool.m[key] = p
+	pool.Unlock()
+
 	f, err := open(ns)
+
+	pool.Lock()
+	defer pool.Unlock()
+	close(p.opening)
+	p.opening = nil
 	if err != nil {
+		delete(pool.m, key)
 		return nil, fmt.Errorf("listen %s %s: %w", network, address, err)
 	}
-	p := &pooled{key: key, spec: spec, file: f, refs: 1, since: time.Now()}
-	pool.m[key] = p
-	if pool.byNS[key.ns] == nil {
-		pool.byNS[key.ns] = map[string]int{}
-	}
-	pool.byNS[key.ns][spec]++
+	p.file, p.refs, p.since = f, 1, time.Now()
+	p.named(spec, 1)
 	logger().Debug("socket opened",
 		zap.String("netns", spec), zap.Stringer("netns_id", ns.ID),
 		zap.String("network", network), zap.String("address", address))
-	return p, nil
+	return &pooled{socket: p, name: spec}, nil
 }
 
-// release drops a reference and closes the socket with the last one.
-func (p *pooled) release() {
+// named counts a handle (delta 1) or its end (-1) under the name spec of
+// the namespace, here and in pool.byNS; pool is locked. The socket is
+// named as its newest handle named it, or as one still open.
+func (p *socket) named(spec string, delta int) {
+	if p.specs[spec] += delta; p.specs[spec] <= 0 {
+		delete(p.specs, spec)
+	}
+	names := pool.byNS[p.key.ns]
+	if names == nil {
+		names = map[string]int{}
+		pool.byNS[p.key.ns] = names
+	}
+	if names[spec] += delta; names[spec] <= 0 {
+		delete(names, spec)
+	}
+	if len(names) == 0 {
+		delete(pool.byNS, p.key.ns)
+	}
+	switch {
+	case delta > 0:
+		p.spec = spec
+	case p.specs[p.spec] == 0:
+		p.spec = ""
+		for other := range p.specs {
+			if p.spec == "" || other < p.spec {
+				p.spec = other
+			}
+		}
+	}
+}
+
+// release drops a reference taken under the name spec and closes the
+// socket with the last one.
+func (p *socket) release(spec string) {
 	pool.Lock()
 	defer pool.Unlock()
 	p.refs--
+	p.named(spec, -1)
 	if p.refs > 0 {
 		return
 	}
 	delete(pool.m, p.key)
-	if names := pool.byNS[p.key.ns]; names != nil {
-		if names[p.spec]--; names[p.spec] <= 0 {
-			delete(names, p.spec)
-		}
-		if len(names) == 0 {
-			delete(pool.byNS, p.key.ns)
-		}
-	}
 	if p.w != nil {
 		_ = p.w.Close()
 	}
 	if err := p.file.Close(); err != nil {
-		logger().Error("closing socket", zap.String("netns", p.spec),
+		logger().Error("closing socket", zap.String("netns", spec),
 			zap.String("network", p.key.network), zap.String("address", p.key.address), zap.Error(err))
 		return
 	}
-	logger().Debug("socket closed", zap.String("netns", p.spec),
+	logger().Debug("socket closed", zap.String("netns", spec),
 		zap.String("network", p.key.network), zap.String("address", p.key.address))
 }
 
@@ -157,6 +223,9 @@ func Sockets() []Socket {
 	defer pool.Unlock()
 	out := make([]Socket, 0, len(pool.m))
 	for _, p := range pool.m {
+		if p.opening != nil {
+			continue
+		}
 		out = append(out, Socket{
 			Namespace: p.spec, NamespaceID: p.key.ns, Network: p.key.network,
 			Address: p.key.address, Handles: p.refs, Since: p.since,

@@ -84,8 +84,11 @@ func Listeners(kernelConns bool) ([]ListenerInfo, []WaitingInfo) {
 
 	pool.Lock()
 	socks := make([]ListenerInfo, 0, len(pool.m))
-	files := make([]*pooled, 0, len(pool.m))
+	files := make([]*socket, 0, len(pool.m))
 	for _, p := range pool.m {
+		if p.opening != nil {
+			continue
+		}
 		socks = append(socks, ListenerInfo{Socket: Socket{
 			Namespace: p.spec, NamespaceID: p.key.ns, Network: p.key.network,
 			Address: p.key.address, Handles: p.refs, Since: p.since,

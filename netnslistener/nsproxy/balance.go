@@ -29,18 +29,27 @@ type LoadBalancing struct {
 	policy l4proxy.Selector
 }
 
-// pick chooses an available upstream that is not in skip, or nil.
+// cand is an upstream resolved for one connection: its target and the
+// target's state.
+type cand struct {
+	u    *Upstream
+	t    *target
+	st   *state
+	held bool // st was taken for this connection: release it after
+}
+
+// pick chooses an available candidate that is not in skip, or nil.
 //
 // caddy-l4's policies see only the available candidates, through stand-in
 // l4proxy.Upstream values (their health and connection counts are
 // unexported): round_robin, weighted_round_robin, first, ip_hash and random
 // work unchanged; least_conn and random_choose need connection counts and
-// are done here with ours.
-func (h *Handler) pick(cx *layer4.Connection, skip map[*Upstream]bool) *Upstream {
-	cands := make([]*Upstream, 0, len(h.Upstreams))
-	for _, u := range h.Upstreams {
-		if !skip[u] && u.available() {
-			cands = append(cands, u)
+// are done here with ours, per resolved target.
+func (h *Handler) pick(cx *layer4.Connection, all []cand, skip map[*Upstream]bool) *cand {
+	cands := make([]*cand, 0, len(all))
+	for i := range all {
+		if c := &all[i]; !skip[c.u] && c.u.available(c.st) {
+			cands = append(cands, c)
 		}
 	}
 	if len(cands) == 0 {
@@ -54,32 +63,32 @@ func (h *Handler) pick(cx *layer4.Connection, skip map[*Upstream]bool) *Upstream
 		return leastConn(cands[:min(max(p.Choose, 2), len(cands))])
 	}
 	pool := make(l4proxy.UpstreamPool, len(cands))
-	for i, u := range cands {
-		pool[i] = u.shadow
+	for i, c := range cands {
+		pool[i] = c.u.shadow
 	}
 	chosen := h.LoadBalancing.policy.Select(pool, cx)
-	for _, u := range cands {
-		if u.shadow == chosen {
-			return u
+	for _, c := range cands {
+		if c.u.shadow == chosen {
+			return c
 		}
 	}
 	return nil
 }
 
-// leastConn returns the upstream with the fewest connections, a random one
-// among ties.
-func leastConn(us []*Upstream) *Upstream {
-	var best *Upstream
+// leastConn returns the candidate with the fewest connections, a random
+// one among ties.
+func leastConn(cs []*cand) *cand {
+	var best *cand
 	least, ties := int32(-1), 0
-	for _, u := range us {
-		n := u.state.conns.Load()
+	for _, c := range cs {
+		n := c.st.conns.Load()
 		switch {
 		case least < 0 || n < least:
-			best, least, ties = u, n, 1
+			best, least, ties = c, n, 1
 		case n == least:
 			ties++
 			if rand.IntN(ties) == 0 {
-				best = u
+				best = c
 			}
 		}
 	}

@@ -54,6 +54,7 @@ type Handler struct {
 	ctx    caddy.Context
 	logger *zap.Logger
 	policy *nspolicy.Policy
+	seen   *seenTargets // targets of placeholder upstreams the active checks follow
 }
 
 // CaddyModule returns the Caddy module information.
@@ -120,9 +121,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 				}
 			}
 			u.target = t
+			u.state = holdState(keyOf(t))
 		}
-		st, _ := states.LoadOrStore(u.Dial, new(state))
-		u.state = st.(*state)
+		u.arrival = strings.Contains(u.Dial, "{"+nsmatch.PlaceholderName+"}")
 		u.shadow = &l4proxy.Upstream{Dial: []string{u.Dial}, Weight: u.Weight}
 		u.passive = passive
 		if passive != nil && u.MaxConnections == 0 {
@@ -141,18 +142,26 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		if a.Port < 0 || a.Port > 65535 {
 			return fmt.Errorf("health_checks.active.port %d out of range", a.Port)
 		}
+		dials := make([]string, len(h.Upstreams))
+		for i, u := range h.Upstreams {
+			dials[i] = u.Dial
+		}
+		h.seen = newSeenTargets(10*time.Duration(a.Interval), strings.Join(dials, "\x00"))
 		go h.activeHealthChecker(ctx)
 	}
 	return nil
 }
 
-// Cleanup releases the upstreams' shared state.
+// Cleanup releases the upstreams' shared state. A connection still being
+// handled keeps using it; it is only no longer shared.
 func (h *Handler) Cleanup() error {
 	for _, u := range h.Upstreams {
-		if u != nil && u.state != nil {
-			_, _ = states.Delete(u.Dial)
+		if u != nil && u.state != nil && !u.released {
+			u.released = true
+			u.state.release()
 		}
 	}
+	h.seen.close()
 	return nil
 }
 
@@ -170,12 +179,15 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 		log.Warn("arrival namespace unknown; {l4.netns.*} placeholders are empty", zap.Error(err))
 	})
 
-	u, up, t, err := h.connect(cx, log)
+	c, up, err := h.connect(cx, log)
 	if err != nil {
 		return fmt.Errorf("netns %q: %s connection from %s: %w", ns, cx.LocalAddr().Network(), cx.RemoteAddr(), err)
 	}
-	u.state.conns.Add(1)
-	defer u.state.conns.Add(-1)
+	t := c.t
+	if c.held {
+		defer c.st.release()
+	}
+	defer c.st.conns.Add(-1)
 	defer up.Close()
 	log = log.WithLazy(zap.Stringer("upstream", t))
 
@@ -220,50 +232,88 @@ func (a arrivalName) String() string {
 
 // connect picks upstreams and dials them until one answers: within an
 // attempt every available upstream is tried once; attempts repeat every
-// try_interval for try_duration.
-func (h *Handler) connect(cx *layer4.Connection, log *zap.Logger) (*Upstream, net.Conn, *target, error) {
-	repl := cx.Replacer()
+// try_interval for try_duration. The candidate returned has its connection
+// counted and, if held, must be released by the caller.
+func (h *Handler) connect(cx *layer4.Connection, log *zap.Logger) (*cand, net.Conn, error) {
+	cands, lastErr := h.resolve(cx, log)
+	var chosen *cand
+	defer func() {
+		for i := range cands {
+			if c := &cands[i]; c.held && c != chosen {
+				c.st.release()
+			}
+		}
+	}()
 	start := time.Now()
-	var lastErr error
 	for {
 		skip := map[*Upstream]bool{}
 		for {
-			u := h.pick(cx, skip)
-			if u == nil {
+			c := h.pick(cx, cands, skip)
+			if c == nil {
 				break
 			}
-			skip[u] = true
-			t := u.target
-			if t == nil {
-				var err error
-				if t, err = parseTarget(repl.ReplaceAll(u.Dial, "")); err != nil {
-					lastErr = err
-					log.Warn("upstream address", zap.String("upstream", u.Dial), zap.Error(err))
-					continue
-				}
-			}
+			skip[c.u] = true
+			c.st.conns.Add(1)
 			ctx, cancel := context.WithTimeout(h.ctx, time.Duration(h.DialTimeout))
-			up, err := dial(ctx, h.policy, t)
+			up, err := dial(ctx, h.policy, c.t)
 			cancel()
 			if err == nil {
-				return u, up, t, nil
+				chosen = c
+				return c, up, nil
 			}
-			lastErr = fmt.Errorf("upstream %s: %w", t, err)
-			log.Warn("connecting to upstream failed; trying the next", zap.String("upstream", t.String()), zap.Error(err))
-			h.countFailure(u)
+			c.st.conns.Add(-1)
+			lastErr = fmt.Errorf("upstream %s: %w", c.t, err)
+			log.Warn("connecting to upstream failed; trying the next", zap.String("upstream", c.t.String()), zap.Error(err))
+			h.countFailure(c)
 		}
 		if lastErr == nil {
 			lastErr = errors.New("no upstream available")
 		}
 		if time.Since(start) >= time.Duration(h.LoadBalancing.TryDuration) {
-			return nil, nil, nil, lastErr
+			return nil, nil, lastErr
 		}
 		select {
 		case <-time.After(time.Duration(h.LoadBalancing.TryInterval)):
 		case <-h.ctx.Done():
-			return nil, nil, nil, lastErr
+			return nil, nil, lastErr
 		}
 	}
+}
+
+// resolve returns the upstreams as targets for cx: placeholders replaced,
+// and each target's state held for the connection. An upstream whose
+// address does not parse is left out; the error is returned.
+func (h *Handler) resolve(cx *layer4.Connection, log *zap.Logger) ([]cand, error) {
+	var repl *caddy.Replacer
+	var lastErr error
+	cands := make([]cand, 0, len(h.Upstreams))
+	for _, u := range h.Upstreams {
+		if u.target != nil {
+			cands = append(cands, cand{u: u, t: u.target, st: u.state})
+			continue
+		}
+		if repl == nil {
+			repl = cx.Replacer()
+		}
+		t, err := parseTarget(repl.ReplaceAll(u.Dial, ""))
+		if err != nil {
+			lastErr = err
+			log.Warn("upstream address", zap.String("upstream", u.Dial), zap.Error(err))
+			continue
+		}
+		if u.arrival && t.ns != "" {
+			// The upstream names the arrival namespace: dial into that
+			// very namespace, not whatever has its name by now.
+			if arr, err := nsmatch.Of(cx); err == nil && arr.Name == t.ns {
+				t.id = arr.ID
+			}
+		}
+		k := keyOf(t)
+		st := holdState(k)
+		h.seen.note(u, t, k, st)
+		cands = append(cands, cand{u: u, t: t, st: st, held: true})
+	}
+	return cands, lastErr
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:

@@ -2,12 +2,11 @@ package nsproxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/mholt/caddy-l4/modules/l4proxy"
@@ -26,22 +25,29 @@ type Upstream struct {
 	// the namespace), or [<network>/]<host>:<port> to connect from
 	// Caddy's own namespace (network tcp or udp and their 4/6 variants;
 	// default tcp). Placeholders such as {l4.netns.name} are replaced per
-	// connection.
+	// connection. With {l4.netns.name} as the namespace, the connection
+	// is dialed into the very namespace it arrived in: if that name was
+	// given to another namespace meanwhile (deleted and re-created), the
+	// connect fails rather than reach the new one.
 	Dial string `json:"dial,omitempty"`
 
 	// MaxConnections is how many connections this upstream may have at
-	// once before it is skipped; 0 means no limit. Default: 0, or the
-	// passive health checks' unhealthy_connection_count.
+	// once before it is skipped, counted per target (with placeholders,
+	// per namespace and address they resolve to); 0 means no limit.
+	// Default: 0, or the passive health checks'
+	// unhealthy_connection_count.
 	MaxConnections int `json:"max_connections,omitempty"`
 
 	// Weight is the upstream's relative weight for weighted selection
 	// policies (weighted_round_robin). A value <= 0 counts as 1.
 	Weight int `json:"weight,omitempty"`
 
-	target  *target // nil when Dial has placeholders
-	state   *state
-	shadow  *l4proxy.Upstream // stands for this upstream in caddy-l4 selection policies
-	passive *PassiveHealthChecks
+	target   *target           // nil when Dial has placeholders
+	state    *state            // the target's state; nil when Dial has placeholders
+	released bool              // state was released (Cleanup)
+	arrival  bool              // Dial has {l4.netns.name}: it may name the arrival namespace
+	shadow   *l4proxy.Upstream // stands for this upstream in caddy-l4 selection policies
+	passive  *PassiveHealthChecks
 }
 
 func (u *Upstream) String() string { return u.Dial }
@@ -51,6 +57,9 @@ type target struct {
 	ns       string // empty: Caddy's own namespace
 	network  string
 	hostport string
+	// id, when set, is the namespace the connection arrived in, which ns
+	// named through {l4.netns.name}: the dial goes there or nowhere.
+	id nsenter.ID
 }
 
 func (t target) String() string {
@@ -116,7 +125,8 @@ func isUDP(network string) bool { return strings.HasPrefix(network, "udp") }
 // dial connects to t. Inside a namespace only the socket is created there
 // (nsenter.Dial); the connect is waited for in the netpoller, so no thread
 // is held while it is in progress nor afterwards. The namespace is opened
-// only if pol, the config's allow list, allows it.
+// only if pol, the config's allow list, allows it. When t.id is set, the
+// namespace ns names now must be that one.
 func dial(ctx context.Context, pol *nspolicy.Policy, t *target) (net.Conn, error) {
 	if t.ns == "" {
 		var d net.Dialer
@@ -127,53 +137,25 @@ func dial(ctx context.Context, pol *nspolicy.Policy, t *target) (net.Conn, error
 		return nil, err
 	}
 	defer ns.Close()
+	if t.id != (nsenter.ID{}) && ns.ID != t.id {
+		return nil, fmt.Errorf("namespace %q is now %s, not %s where the connection arrived: %w",
+			t.ns, ns.ID, t.id, errNamespaceReplaced)
+	}
 	return nsenter.Dial(ctx, ns, t.network, t.hostport)
 }
 
-// state is an upstream's health and load, kept across config reloads (by
-// dial address) like caddy-l4's peers.
-type state struct {
-	conns     atomic.Int32
-	fails     atomic.Int32
-	unhealthy atomic.Bool
+// errNamespaceReplaced is wrapped by dial errors for a connection whose
+// arrival namespace's name was given to another namespace meanwhile.
+var errNamespaceReplaced = errors.New("the name was given to another namespace; not dialing into it")
 
-	mu             sync.Mutex
-	okRun, failRun int
-}
-
-func (s *state) Destruct() error { return nil }
-
-var states = caddy.NewUsagePool()
-
-// available tells whether u may be selected now.
-func (u *Upstream) available() bool {
-	if u.state.unhealthy.Load() {
+// available tells whether u may be selected now, for the target whose
+// state is st.
+func (u *Upstream) available(st *state) bool {
+	if st.unhealthy.Load() {
 		return false
 	}
-	if p := u.passive; p != nil && p.MaxFails > 0 && int(u.state.fails.Load()) >= p.MaxFails {
+	if p := u.passive; p != nil && p.MaxFails > 0 && int(st.fails.Load()) >= p.MaxFails {
 		return false
 	}
-	return u.MaxConnections <= 0 || int(u.state.conns.Load()) < u.MaxConnections
-}
-
-// record folds one active check into the upstream's runs and reports
-// whether its health changed.
-func (s *state) record(ok bool, rise, fall int) (changed bool) {
-	rise, fall = max(rise, 1), max(fall, 1)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if ok {
-		s.failRun = 0
-		s.okRun = min(s.okRun+1, rise)
-		if s.okRun >= rise {
-			return s.unhealthy.CompareAndSwap(true, false)
-		}
-		return false
-	}
-	s.okRun = 0
-	s.failRun = min(s.failRun+1, fall)
-	if s.failRun >= fall {
-		return s.unhealthy.CompareAndSwap(false, true)
-	}
-	return false
+	return u.MaxConnections <= 0 || int(st.conns.Load()) < u.MaxConnections
 }
