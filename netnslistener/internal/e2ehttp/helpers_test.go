@@ -34,7 +34,8 @@ func TestMain(m *testing.M) {
 // serveHTTP answers every request, on addr inside namespace ns, with
 // "<tag> <proto>" (plus " tls" over TLS), over HTTP/1.1 and h2c, or over
 // TLS (HTTP/1.1 and HTTP/2) when cert is not nil.
-func serveHTTP(t testing.TB, ns, addr, tag string, cert *tls.Certificate) {
+// The returned function stops it (it also stops when the test ends).
+func serveHTTP(t testing.TB, ns, addr, tag string, cert *tls.Certificate) (stop func()) {
 	t.Helper()
 	var n *nsenter.Namespace
 	if ns != "" {
@@ -68,6 +69,7 @@ func serveHTTP(t testing.TB, ns, addr, tag string, cert *tls.Certificate) {
 	}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
+	return func() { srv.Close() }
 }
 
 // selfSigned makes a certificate for 127.0.0.1 and writes it as PEM to a

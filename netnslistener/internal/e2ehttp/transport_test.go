@@ -171,3 +171,39 @@ http://:8080 {
 		}
 	}
 }
+
+// A namespace deleted and re-created under the same name is a new
+// namespace: the next request goes to the backend in the new one, not over
+// a kept-alive connection into the old one (which lives on as long as its
+// sockets do).
+func TestRecreatedNamespaceGetsNewConnections(t *testing.T) {
+	nstest.Require(t)
+	admin := e2e.Start(t)
+	client := nstest.Add(t, 1)[0]
+	back := nstest.Name("nhr")
+	addNamed(t, back)
+	oldBackend := serveHTTP(t, back, "127.0.0.1:9000", "old", nil)
+	defer oldBackend()
+	admin.MustLoad(t, fmt.Sprintf(`{
+	admin %s
+	auto_https off
+}
+http://:8080 {
+	bind netns/%s/tcp/127.0.0.1
+	reverse_proxy netns/%s/tcp/127.0.0.1:9000 {
+		transport netns
+	}
+}
+`, adminHost(admin), client, back), "caddyfile")
+	if got, err := curl(t, client, "http://127.0.0.1:8080/"); got != "old HTTP/1.1" {
+		t.Fatalf("before: got %q, %v", got, err)
+	}
+	nstest.Del(back)
+	addNamed(t, back)
+	serveHTTP(t, back, "127.0.0.1:9000", "new", nil)
+	for i := range 3 {
+		if got, err := curl(t, client, "http://127.0.0.1:8080/"); got != "new HTTP/1.1" {
+			t.Errorf("after re-creating %s (#%d): got %q, %v; want the new namespace's backend", back, i, got, err)
+		}
+	}
+}
