@@ -38,6 +38,8 @@ type Upstream struct {
 	// policies (weighted_round_robin). A value <= 0 counts as 1.
 	Weight int `json:"weight,omitempty"`
 
+	upstreamCompat // caddy-l4's other upstream options (compat.go)
+
 	target  *target // nil when Dial has placeholders
 	state   *state
 	shadow  *l4proxy.Upstream // stands for this upstream in caddy-l4 selection policies
