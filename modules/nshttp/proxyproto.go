@@ -6,11 +6,9 @@ import (
 	"net/netip"
 
 	"github.com/pires/go-proxyproto"
-)
 
-// TLVTypeNetns is the PROXY protocol v2 TLV that carries a network
-// namespace name, as HAProxy sends and reads it (PP2_TYPE_NETNS).
-const TLVTypeNetns proxyproto.PP2Type = 0x30
+	"github.com/caddy-netns/caddy-netns/netnslistener/nsmatch"
+)
 
 // writeProxyHeader sends the PROXY header (v1 or v2) for the request's
 // client, as Caddy's http transport does; with v2 and a namespace, the
@@ -35,7 +33,7 @@ func writeProxyHeader(conn net.Conn, version string, dr *dialReq) error {
 	}
 	h := proxyproto.HeaderProxyFromAddrs(v, net.TCPAddrFromAddrPort(src), dst)
 	if v == 2 && dr.netns != "" {
-		if err := h.SetTLVs([]proxyproto.TLV{{Type: TLVTypeNetns, Value: []byte(dr.netns)}}); err != nil {
+		if err := h.SetTLVs([]proxyproto.TLV{{Type: nsmatch.TLVTypeNetns, Value: []byte(dr.netns)}}); err != nil {
 			return err
 		}
 	}

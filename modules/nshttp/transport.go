@@ -215,6 +215,11 @@ func (t *Transport) resolve(req *http.Request) (*target, error) {
 				return nil, fmt.Errorf("upstream %q: %w", dial, err)
 			}
 		}
+		if strings.Contains(dial, "{"+PlaceholderProxyNetns+"}") {
+			if ns, ok := ProxyNetns(req); !ok || ns == "" {
+				return nil, fmt.Errorf("upstream %q: the connection's PROXY header has no NETNS TLV", dial)
+			}
+		}
 		if repl, ok := req.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 			dial = repl.ReplaceAll(dial, "")
 		}

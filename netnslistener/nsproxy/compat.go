@@ -59,10 +59,6 @@ type handlerCompat struct {
 	ProxyProtocolNetns bool `json:"proxy_protocol_netns,omitempty"`
 }
 
-// TLVTypeNetns is the PROXY protocol v2 TLV that carries a network
-// namespace name (HAProxy's PP2_TYPE_NETNS).
-const TLVTypeNetns proxyproto.PP2Type = 0x30
-
 // UnmarshalJSON takes dial as a string or, as caddy-l4 writes it, an
 // array of one address. Unknown fields are refused, as Caddy does.
 func (u *Upstream) UnmarshalJSON(b []byte) error {
@@ -192,7 +188,7 @@ func (h *Handler) wrapUpstream(cx *layer4.Connection, u *Upstream, t *target, up
 		hdr := proxyproto.HeaderProxyFromAddrs(v, cx.RemoteAddr(), cx.LocalAddr())
 		if h.ProxyProtocolNetns {
 			if a, err := nsmatch.Of(cx); err == nil && a.Name != "" {
-				if err := hdr.SetTLVs([]proxyproto.TLV{{Type: TLVTypeNetns, Value: []byte(a.Name)}}); err != nil {
+				if err := hdr.SetTLVs([]proxyproto.TLV{{Type: nsmatch.TLVTypeNetns, Value: []byte(a.Name)}}); err != nil {
 					return nil, fmt.Errorf("upstream %s: NETNS TLV: %w", t, err)
 				}
 			}
