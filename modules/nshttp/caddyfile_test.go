@@ -46,3 +46,15 @@ func TestMatcherCaddyfile(t *testing.T) {
 		}
 	}
 }
+
+func TestUpstreamsCaddyfile(t *testing.T) {
+	var u Upstreams
+	if err := u.UnmarshalCaddyfile(caddyfile.NewTestDispenser(`netns netns/{http.request.netns.name}/tcp/10.0.0.1:80`)); err != nil || u.Dial != "netns/{http.request.netns.name}/tcp/10.0.0.1:80" {
+		t.Fatalf("got %+v, %v", u, err)
+	}
+	for _, bad := range []string{"netns", "netns a b", "netns a {\n\tx\n}"} {
+		if err := new(Upstreams).UnmarshalCaddyfile(caddyfile.NewTestDispenser(bad)); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}

@@ -218,3 +218,55 @@ func addNamed(t testing.TB, names ...string) {
 		}
 	}
 }
+
+// Passive health with the arrival namespace in the upstream address: one
+// namespace whose backend is down must not mark the others down. With a
+// placeholder in a static upstream Caddy keeps one health record for all
+// namespaces, so one tenant's dead backend fails everyone (503); the netns
+// dynamic upstream source gives each resolved address its own record.
+func TestPassiveHealthPerNamespace(t *testing.T) {
+	nstest.Require(t)
+	admin := e2e.Start(t)
+	prefix := nstest.Name("nhp") + "-"
+	up, down := prefix+"up", prefix+"down"
+	addNamed(t, up, down)
+	serveHTTP(t, up, "127.0.0.1:9000", up, nil) // nothing listens in down
+	for _, c := range []struct {
+		name, upstream string
+		shared         bool
+	}{
+		{"static placeholder", "reverse_proxy netns/{http.request.netns.name}/tcp/127.0.0.1:9000 {", true},
+		{"dynamic netns", "reverse_proxy {\n\t\tdynamic netns netns/{http.request.netns.name}/tcp/127.0.0.1:9000", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			admin.MustLoad(t, fmt.Sprintf(`{
+	admin %s
+	auto_https off
+}
+http://:8080 {
+	bind netns/%s*/tcp/127.0.0.1
+	%s
+		fail_duration 30s
+		max_fails 1
+		transport netns
+	}
+}
+`, adminHost(admin), prefix, c.upstream), "caddyfile")
+			if got, _ := curl(t, down, "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:8080/"); got != "502" {
+				t.Fatalf("namespace without a backend: %s, want 502", got)
+			}
+			got, err := curl(t, up, "http://127.0.0.1:8080/")
+			if c.shared {
+				// What the dynamic source is for; if Caddy ever keeps
+				// health per resolved address, this says so.
+				if code, _ := curl(t, up, "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:8080/"); code != "503" {
+					t.Errorf("static placeholder upstream: the other namespace got %s (%q), want 503 from the shared health record", code, got)
+				}
+				return
+			}
+			if got != up+" HTTP/1.1" {
+				t.Errorf("other namespace after one failure: got %q, %v; want its backend", got, err)
+			}
+		})
+	}
+}
