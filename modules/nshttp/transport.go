@@ -45,10 +45,13 @@ func init() {
 type Transport struct {
 	reverseproxy.HTTPTransport
 
-	// ProxyProtocolNetns adds, when proxy_protocol is v2, the namespace the
-	// request arrived in ({http.request.netns.name}) to the PROXY header as
-	// a NETNS TLV (type 0x30), as HAProxy does. Connections are then pooled
-	// per arrival namespace too. Default: false.
+	// ProxyProtocolNetns adds, when proxy_protocol is v2, a namespace to
+	// the PROXY header as a NETNS TLV (type 0x30), as HAProxy does: the one
+	// named by the PROXY header the request's connection came with, if any
+	// ({http.request.proxy_protocol.netns}, so a chain of proxies keeps the
+	// origin), else the one the request arrived in
+	// ({http.request.netns.name}). Connections are then pooled per that
+	// namespace too. Default: false.
 	ProxyProtocolNetns bool `json:"proxy_protocol_netns,omitempty"`
 
 	policy *nspolicy.Policy
@@ -166,12 +169,16 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			pool = dr.client
 		}
 		if t.ProxyProtocolNetns {
-			a, err := Arrival(req)
-			if err != nil && !errors.Is(err, ErrNoConn) {
-				return nil, reverseproxy.NewDialError(fmt.Errorf("upstream %q: NETNS TLV: %w", tg.dial, err))
+			ns, _ := ProxyNetns(req)
+			if ns == "" {
+				a, err := Arrival(req)
+				if err != nil && !errors.Is(err, ErrNoConn) {
+					return nil, reverseproxy.NewDialError(fmt.Errorf("upstream %q: NETNS TLV: %w", tg.dial, err))
+				}
+				ns = a.Name
 			}
-			dr.netns = a.Name
-			pool += "@" + a.Name
+			dr.netns = ns
+			pool += "@" + ns
 		}
 	}
 	dr.key = tg.key(pool)

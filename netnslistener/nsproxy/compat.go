@@ -53,9 +53,11 @@ type handlerCompat struct {
 	// Default: none.
 	ProxyProtocol string `json:"proxy_protocol,omitempty"`
 
-	// ProxyProtocolNetns adds the namespace the connection arrived in
-	// ({l4.netns.name}) to a v2 header as a NETNS TLV (type 0x30), as
-	// HAProxy does. Default: false.
+	// ProxyProtocolNetns adds a namespace to a v2 header as a NETNS TLV
+	// (type 0x30), as HAProxy does: the one named by the PROXY header the
+	// connection came with, if any ({l4.proxy_protocol.netns}, so a chain
+	// of proxies keeps the origin), else the one it arrived in
+	// ({l4.netns.name}). Default: false.
 	ProxyProtocolNetns bool `json:"proxy_protocol_netns,omitempty"`
 }
 
@@ -187,8 +189,16 @@ func (h *Handler) wrapUpstream(cx *layer4.Connection, u *Upstream, t *target, up
 		}
 		hdr := proxyproto.HeaderProxyFromAddrs(v, cx.RemoteAddr(), cx.LocalAddr())
 		if h.ProxyProtocolNetns {
-			if a, err := nsmatch.Of(cx); err == nil && a.Name != "" {
-				if err := hdr.SetTLVs([]proxyproto.TLV{{Type: nsmatch.TLVTypeNetns, Value: []byte(a.Name)}}); err != nil {
+			// The origin namespace a received PROXY header named, as
+			// HAProxy forwards it; else the one the connection arrived in.
+			ns, _ := nsmatch.ProxyNetns(nsmatch.ProxyHeader(cx))
+			if ns == "" {
+				if a, err := nsmatch.Of(cx); err == nil {
+					ns = a.Name
+				}
+			}
+			if ns != "" {
+				if err := hdr.SetTLVs([]proxyproto.TLV{{Type: nsmatch.TLVTypeNetns, Value: []byte(ns)}}); err != nil {
 					return nil, fmt.Errorf("upstream %s: NETNS TLV: %w", t, err)
 				}
 			}

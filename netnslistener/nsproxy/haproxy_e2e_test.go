@@ -134,3 +134,54 @@ func freeLocalPort(t testing.TB) int {
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
 }
+
+// A chain HAProxy -> Caddy -> HAProxy keeps the namespace the client came
+// from: the first HAProxy (bind ... namespace X) sends it in the NETNS
+// TLV, netns_proxy passes the received name on, and the last HAProxy
+// (server ... namespace *) dials the backend in X.
+func TestChainKeepsOriginNamespace(t *testing.T) {
+	nstest.Require(t)
+	admin := e2e.Start(t)
+	nss := nstest.Add(t, 2)
+	for _, ns := range nss {
+		startBackend(t, ns, "127.0.0.1:9000", "in-"+ns)
+	}
+	caddyPort, lastPort := freeLocalPort(t), freeLocalPort(t)
+	nstest.HAProxy(t, fmt.Sprintf(`
+namespace_list
+	namespace %[1]s
+	namespace %[2]s
+frontend first
+	bind 127.0.0.1:7000 namespace %[1]s
+	bind 127.0.0.1:7000 namespace %[2]s
+	default_backend to_caddy
+backend to_caddy
+	server caddy 127.0.0.1:%[3]d send-proxy-v2
+frontend last
+	bind 127.0.0.1:%[4]d accept-proxy
+	default_backend to_ns
+backend to_ns
+	server ns 127.0.0.1:9000 namespace *
+`, nss[0], nss[1], caddyPort, lastPort))
+	admin.MustLoad(t, fmt.Sprintf(`{
+	admin %s
+	layer4 {
+		127.0.0.1:%d {
+			route {
+				proxy_protocol
+				netns_proxy 127.0.0.1:%d {
+					proxy_protocol v2
+					proxy_protocol_netns
+				}
+			}
+		}
+	}
+}
+`, strings.TrimPrefix(admin.URL, "http://"), caddyPort, lastPort), "caddyfile")
+	for _, ns := range nss {
+		waitListening(t, ns, "127.0.0.1:7000")
+		for range 3 {
+			expectAnswer(t, ns, "tcp", "127.0.0.1:7000", "in-"+ns)
+		}
+	}
+}
