@@ -11,8 +11,8 @@ import (
 
 // A real curl in a client namespace reaches, through reverse_proxy with the
 // netns transport, HTTP backends that exist only in another namespace:
-// HTTP/1.1, h2c and HTTPS (HTTP/2 over TLS, the certificate verified for
-// the upstream's IP). A decoy on the same port in Caddy's own namespace
+// HTTP/1.1, h2c, HTTPS (HTTP/2 over TLS, the certificate verified for
+// the upstream's IP) and HTTP/1.1 to an IPv6 upstream. A decoy on the same port in Caddy's own namespace
 // would answer a dial made there.
 func TestReverseProxyIntoNamespace(t *testing.T) {
 	nstest.Require(t)
@@ -25,6 +25,7 @@ func TestReverseProxyIntoNamespace(t *testing.T) {
 	serveHTTP(t, back, fmt.Sprintf("127.0.0.1:%d", tlsPort), back, &cert)
 	serveHTTP(t, "", fmt.Sprintf("127.0.0.1:%d", port), "caddy-own-namespace", nil)
 	serveHTTP(t, "", fmt.Sprintf("127.0.0.1:%d", tlsPort), "caddy-own-namespace", &cert)
+	serveHTTP(t, back, fmt.Sprintf("[::1]:%d", port), back+"-v6", nil)
 
 	admin.MustLoad(t, fmt.Sprintf(`{
 	admin %[1]s
@@ -52,6 +53,11 @@ http://:8080 {
 			}
 		}
 	}
+	handle /v6 {
+		reverse_proxy netns/[%[3]s/tcp6/::1]:%[4]d {
+			transport netns
+		}
+	}
 	handle /https1 {
 		reverse_proxy netns/%[3]s/tcp/127.0.0.1:%[5]d {
 			transport netns {
@@ -69,6 +75,7 @@ http://:8080 {
 		"/h2c":    back + " HTTP/2.0",
 		"/https":  back + " HTTP/2.0 tls",
 		"/https1": back + " HTTP/1.1 tls",
+		"/v6":     back + "-v6 HTTP/1.1",
 	} {
 		for i := range 3 { // and again over pooled connections
 			got, err := curl(t, client, "http://127.0.0.1:8080"+path)
