@@ -2,6 +2,7 @@ package nsproxy
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	_ "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
@@ -39,9 +41,9 @@ import (
 
 // Every proxy handler of caddy-l4's own Caddyfile adapt tests loads into
 // netns_proxy unchanged, in JSON (caddy-l4's expected output, dial arrays
-// and all) and in the Caddyfile (the proxy directive renamed), and both
-// forms give the same handler. The only exceptions are the features
-// netns_proxy refuses with an error that names them.
+// and all) and in the Caddyfile (the proxy directive renamed), both forms
+// give the same handler, and it provisions. The only exceptions are the
+// features netns_proxy refuses with an error that names them.
 func TestCaddyL4ProxyConfigsLoadUnchanged(t *testing.T) {
 	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/mholt/caddy-l4").Output()
 	if err != nil {
@@ -51,6 +53,11 @@ func TestCaddyL4ProxyConfigsLoadUnchanged(t *testing.T) {
 	refused := map[string]string{
 		"gd_handler_proxy.caddytest":             "one address per upstream",
 		"gd_handler_proxy_close_conns.caddytest": "close_if_unhealthy: not supported",
+	}
+	unsupported := map[string]string{
+		"gd_handler_proxy_local_addr.caddytest":                   "local_address",
+		"gd_handler_proxy_local_addr_ipv6_placeholders.caddytest": "local_address",
+		"gd_handler_proxy_local_addr_multiline.caddytest":         "local_address",
 	}
 	// Their matcher modules are left out of this test binary (it would add a
 	// dependency): only the JSON form is checked.
@@ -80,6 +87,18 @@ func TestCaddyL4ProxyConfigsLoadUnchanged(t *testing.T) {
 			if jerr != nil {
 				t.Fatalf("caddy-l4's JSON: %v", jerr)
 			}
+			// And each handler provisions (the config would load), but
+			// for local_address, which netns_proxy refuses.
+			for _, raw := range fromJSON {
+				err := provision(raw)
+				if want := unsupported[name]; want != "" {
+					if err == nil || !strings.Contains(err.Error(), want) {
+						t.Errorf("provisioning: %v; want an error with %q", err, want)
+					}
+				} else if err != nil {
+					t.Errorf("provisioning %s: %v", raw, err)
+				}
+			}
 			if jsonOnly[name] {
 				if len(fromJSON) == 0 {
 					t.Fatal("no proxy handler in the JSON")
@@ -101,6 +120,21 @@ func TestCaddyL4ProxyConfigsLoadUnchanged(t *testing.T) {
 	if n < 30 {
 		t.Fatalf("only %d of caddy-l4's adapt tests use proxy; expected over 30 in v0.1.2", n)
 	}
+}
+
+// provision provisions a netns_proxy handler from its JSON, as a config
+// load would, and unloads it.
+func provision(raw string) error {
+	var h Handler
+	if err := json.Unmarshal([]byte(raw), &h); err != nil {
+		return err
+	}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	if err := h.Provision(ctx); err != nil {
+		return err
+	}
+	return h.Cleanup()
 }
 
 // handlersIn decodes, as Caddy does (unknown fields refused), every
