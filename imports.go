@@ -5,6 +5,7 @@ package caddynetns
 
 import (
 	_ "github.com/caddy-netns/caddy-netns/l4sctp"
+	_ "github.com/caddy-netns/caddy-netns/modules/nshttp"
 	_ "github.com/caddy-netns/caddy-netns/netnslistener"
 	_ "github.com/caddy-netns/caddy-netns/netnslistener/nsadmin"
 	_ "github.com/caddy-netns/caddy-netns/netnslistener/nsmatch"

@@ -119,6 +119,9 @@ func Provide(cx *layer4.Connection, onErr func(error)) {
 	cx.Replacer().Map(func(key string) (any, bool) {
 		switch key {
 		case PlaceholderName, PlaceholderInode, PlaceholderID, PlaceholderNetwork:
+		case PlaceholderProxyNetns:
+			ns, _ := ProxyNetns(ProxyHeader(cx))
+			return ns, true
 		default:
 			return nil, false
 		}

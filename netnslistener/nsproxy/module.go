@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/mholt/caddy-l4/layer4"
 	"github.com/mholt/caddy-l4/modules/l4proxy"
@@ -50,6 +49,8 @@ type Handler struct {
 
 	// HealthChecks mark upstreams down and up. Default: none.
 	HealthChecks *HealthChecks `json:"health_checks,omitempty"`
+
+	handlerCompat // caddy-l4's proxy_protocol (compat.go)
 
 	ctx    caddy.Context
 	logger *zap.Logger
@@ -103,6 +104,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if len(h.Upstreams) == 0 {
 		return errors.New("no upstreams")
+	}
+	if err := h.provisionCompat(ctx); err != nil {
+		return err
 	}
 	repl := caddy.NewReplacer()
 	for i, u := range h.Upstreams {
@@ -188,7 +192,10 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 		defer c.st.release()
 	}
 	defer c.st.conns.Add(-1)
-	defer up.Close()
+	defer func() { up.Close() }()
+	if up, err = h.wrapUpstream(cx, c.u, t, up); err != nil {
+		return fmt.Errorf("netns %q: %w", ns, err)
+	}
 	log = log.WithLazy(zap.Stringer("upstream", t))
 
 	start := time.Now()
@@ -314,169 +321,6 @@ func (h *Handler) resolve(cx *layer4.Connection, log *zap.Logger) ([]cand, error
 		cands = append(cands, cand{u: u, t: t, st: st, held: true})
 	}
 	return cands, lastErr
-}
-
-// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
-//
-//	netns_proxy [<upstream>...] {
-//		upstream <address> [{
-//			max_connections <int>
-//			weight <int>
-//		}]
-//		dial_timeout <duration>
-//
-//		lb_policy <policy> [<args>]
-//		lb_try_duration <duration>
-//		lb_try_interval <duration>
-//
-//		health_interval <duration>
-//		health_timeout <duration>
-//		health_port <int>
-//		health_rise <int>
-//		health_fall <int>
-//
-//		fail_duration <duration>
-//		max_fails <int>
-//		unhealthy_connection_count <int>
-//	}
-//
-// An address is netns/<namespace>/<network>/<ip>:<port> or
-// [<network>/]<host>:<port>; placeholders are allowed.
-func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // handler name
-	for d.NextArg() {
-		h.Upstreams = append(h.Upstreams, &Upstream{Dial: d.Val()})
-	}
-	active := func() *ActiveHealthChecks {
-		if h.HealthChecks == nil {
-			h.HealthChecks = new(HealthChecks)
-		}
-		if h.HealthChecks.Active == nil {
-			h.HealthChecks.Active = new(ActiveHealthChecks)
-		}
-		return h.HealthChecks.Active
-	}
-	passive := func() *PassiveHealthChecks {
-		if h.HealthChecks == nil {
-			h.HealthChecks = new(HealthChecks)
-		}
-		if h.HealthChecks.Passive == nil {
-			h.HealthChecks.Passive = new(PassiveHealthChecks)
-		}
-		return h.HealthChecks.Passive
-	}
-	lb := func() *LoadBalancing {
-		if h.LoadBalancing == nil {
-			h.LoadBalancing = new(LoadBalancing)
-		}
-		return h.LoadBalancing
-	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		opt := d.Val()
-		var err error
-		switch opt {
-		case "upstream":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			u := &Upstream{Dial: d.Val()}
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			for n := d.Nesting(); d.NextBlock(n); {
-				switch d.Val() {
-				case "max_connections":
-					err = intArg(d, &u.MaxConnections)
-				case "weight":
-					err = intArg(d, &u.Weight)
-				default:
-					return d.Errf("unknown upstream option %q", d.Val())
-				}
-				if err != nil {
-					return err
-				}
-			}
-			h.Upstreams = append(h.Upstreams, u)
-			continue
-		case "dial_timeout":
-			err = durationArg(d, &h.DialTimeout)
-		case "lb_policy":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			name := d.Val()
-			mod, uerr := caddyfile.UnmarshalModule(d, "layer4.proxy.selection_policies."+name)
-			if uerr != nil {
-				return uerr
-			}
-			raw, jerr := layer4.SetModuleNameInline("policy", name, caddyconfig.JSON(mod, nil))
-			if jerr != nil {
-				return d.Errf("lb_policy %s: %v", name, jerr)
-			}
-			lb().SelectionPolicyRaw = raw
-		case "lb_try_duration":
-			err = durationArg(d, &lb().TryDuration)
-		case "lb_try_interval":
-			err = durationArg(d, &lb().TryInterval)
-		case "health_interval":
-			err = durationArg(d, &active().Interval)
-		case "health_timeout":
-			err = durationArg(d, &active().Timeout)
-		case "health_port":
-			err = intArg(d, &active().Port)
-		case "health_rise":
-			err = intArg(d, &active().Rise)
-		case "health_fall":
-			err = intArg(d, &active().Fall)
-		case "fail_duration":
-			err = durationArg(d, &passive().FailDuration)
-		case "max_fails":
-			err = intArg(d, &passive().MaxFails)
-		case "unhealthy_connection_count":
-			err = intArg(d, &passive().UnhealthyConnectionCount)
-		default:
-			return d.Errf("unknown netns_proxy option %q", opt)
-		}
-		if err != nil {
-			return err
-		}
-		if d.NextBlock(nesting + 1) {
-			return d.Errf("netns_proxy option %q: blocks are not supported", opt)
-		}
-	}
-	return nil
-}
-
-func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
-	opt := d.Val()
-	if !d.NextArg() {
-		return d.ArgErr()
-	}
-	v, err := caddy.ParseDuration(d.Val())
-	if err != nil {
-		return d.Errf("%s: %v", opt, err)
-	}
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	*dst = caddy.Duration(v)
-	return nil
-}
-
-func intArg(d *caddyfile.Dispenser, dst *int) error {
-	opt := d.Val()
-	if !d.NextArg() {
-		return d.ArgErr()
-	}
-	var v int
-	if _, err := fmt.Sscanf(d.Val(), "%d", &v); err != nil || fmt.Sprint(v) != d.Val() {
-		return d.Errf("%s: %q is not an integer", opt, d.Val())
-	}
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	*dst = v
-	return nil
 }
 
 // Interface guards

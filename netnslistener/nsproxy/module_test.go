@@ -69,13 +69,16 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			`"health_checks":{"active":{"port":81,"interval":5000000000,"timeout":1000000000,"fall":3,"rise":2},` +
 			`"passive":{"fail_duration":10000000000,"max_fails":2,"unhealthy_connection_count":100}}}`},
 		{in: "netns_proxy {\n lb_policy random_choose 3\n upstream a:1\n}", want: `{"upstreams":[{"dial":"a:1"}],"load_balancing":{"selection":{"choose":3,"policy":"random_choose"}}}`},
-		{in: "netns_proxy {\n upstream\n}", err: "wrong argument count"},
-		{in: "netns_proxy {\n upstream a:1 b:2\n}", err: "wrong argument count"},
-		{in: "netns_proxy {\n upstream a:1 {\n tls\n }\n}", err: `unknown upstream option "tls"`},
+		{in: "netns_proxy {\n upstream\n}", err: "at least one dial address"},
+		{in: "netns_proxy {\n upstream a:1 b:2\n}", err: "one address per upstream"},
+		{in: "netns_proxy {\n upstream a:1 {\n tls\n tls_server_name b\n }\n}", want: `{"upstreams":[{"dial":"a:1","tls":{"server_name":"b"}}]}`},
+		{in: "netns_proxy {\n upstream a:1 {\n nosuch\n }\n}", err: `nosuch`},
 		{in: "netns_proxy {\n dial_timeout soon\n}", err: "dial_timeout"},
-		{in: "netns_proxy {\n max_fails x\n}", err: `"x" is not an integer`},
+		{in: "netns_proxy {\n max_fails x\n}", err: `max_fails`},
 		{in: "netns_proxy {\n lb_policy nosuch\n}", err: "nosuch"},
-		{in: "netns_proxy {\n proxy_protocol v1\n}", err: `unknown netns_proxy option "proxy_protocol"`},
+		{in: "netns_proxy {\n proxy_protocol v2\n proxy_protocol_netns\n upstream a:1\n}", want: `{"upstreams":[{"dial":"a:1"}],"proxy_protocol":"v2","proxy_protocol_netns":true}`},
+		{in: "netns_proxy {\n proxy_protocol_netns x\n}", err: `takes no arguments`},
+		{in: "netns_proxy {\n dial_timeout\n}", err: `dial_timeout`},
 		{in: "netns_proxy {\n health_port 80 {\n x\n }\n}", err: "blocks are not supported"},
 	} {
 		var h Handler

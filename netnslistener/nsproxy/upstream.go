@@ -42,6 +42,8 @@ type Upstream struct {
 	// policies (weighted_round_robin). A value <= 0 counts as 1.
 	Weight int `json:"weight,omitempty"`
 
+	upstreamCompat // caddy-l4's other upstream options (compat.go)
+
 	target   *target           // nil when Dial has placeholders
 	state    *state            // the target's state; nil when Dial has placeholders
 	released bool              // state was released (Cleanup)
