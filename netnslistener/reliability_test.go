@@ -275,3 +275,154 @@ func fds(t *testing.T) int {
 	}
 	return len(ents)
 }
+
+// udpCounts counts the datagrams of tagged UDP flows (runUDPFlows).
+type udpCounts struct {
+	sent, lost, duplicated, misdirected atomic.Int64
+}
+
+func (c *udpCounts) failed() int64 { return c.lost.Load() + c.duplicated.Load() + c.misdirected.Load() }
+
+func (c *udpCounts) String() string {
+	return fmt.Sprintf("lost %d, duplicated %d, misdirected %d", c.lost.Load(), c.duplicated.Load(), c.misdirected.Load())
+}
+
+// runUDPFlows starts flows concurrent UDP flows from inside ns to addr,
+// each on its own socket, that run until done reports true. Each sends
+// "<ns> flow <id> #<seq>" and waits up to 2 s for the backend's
+// "<tag>: <line>" before sending the next. Every reply must come back to
+// the flow that sent the request, once: a reply naming another flow (or
+// namespace) is misdirected, a second reply to a request is duplicated,
+// and a request never answered (replies are collected for half a second
+// after the last request) is lost.
+func runUDPFlows(wg *sync.WaitGroup, ns, addr, tag string, flows int, pace time.Duration, done func() bool, c *udpCounts, fail func(error)) {
+	for id := range flows {
+		wg.Go(func() {
+			conn, err := dialIn(ns, "udp", addr)
+			if err != nil {
+				c.lost.Add(1)
+				fail(fmt.Errorf("udp flow %d in %s: %w", id, ns, err))
+				return
+			}
+			defer conn.Close()
+			mine := fmt.Sprintf("%s: %s flow %d #", tag, ns, id)
+			got := map[int]bool{}
+			buf := make([]byte, 2048)
+			// read takes replies until one answers seq (or, with seq
+			// -1, until the deadline).
+			read := func(seq int, deadline time.Time) {
+				conn.SetReadDeadline(deadline)
+				for {
+					n, err := conn.Read(buf)
+					if err != nil {
+						return
+					}
+					reply := strings.TrimSpace(string(buf[:n]))
+					s, ok := strings.CutPrefix(reply, mine)
+					k, err := strconv.Atoi(s)
+					switch {
+					case !ok || err != nil:
+						c.misdirected.Add(1)
+						fail(fmt.Errorf("udp flow %d in %s: got %q, not a reply to this flow", id, ns, reply))
+					case got[k]:
+						c.duplicated.Add(1)
+						fail(fmt.Errorf("udp flow %d in %s: got %q twice", id, ns, reply))
+					default:
+						got[k] = true
+					}
+					if ok && k == seq {
+						return
+					}
+				}
+			}
+			sent := 0
+			for seq := 0; !done(); seq++ {
+				line := fmt.Sprintf("%s flow %d #%d\n", ns, id, seq)
+				sent++
+				c.sent.Add(1)
+				if _, err := conn.Write([]byte(line)); err != nil {
+					fail(fmt.Errorf("udp flow %d in %s: %w", id, ns, err))
+					continue
+				}
+				read(seq, time.Now().Add(2*time.Second))
+				time.Sleep(pace)
+			}
+			read(-1, time.Now().Add(500*time.Millisecond))
+			if lost := sent - len(got); lost > 0 {
+				c.lost.Add(int64(lost))
+				fail(fmt.Errorf("udp flow %d in %s: %d of %d requests unanswered", id, ns, lost, sent))
+			}
+		})
+	}
+}
+
+// A set's UDP flows that are open across many reloads end after their idle
+// timeout and leave no goroutine or descriptor behind, and every datagram
+// of every flow is answered to that flow, once.
+func TestSetUDPReloadsLeaveNothing(t *testing.T) {
+	nstest.Require(t)
+	admin := e2e.Start(t)
+	reloads := envInt("RELIABILITY_SET_RELOADS", 100)
+	flows := envInt("RELIABILITY_SET_FLOWS", 50)
+	prefix := setPrefix()
+	var members []string
+	for i := range 5 {
+		members = append(members, fmt.Sprintf("%s%d", prefix, i))
+	}
+	addNamed(t, members...)
+	b := startBackend(t, "b")
+	const idle = time.Second
+	defer func(d time.Duration) { netnslistener.CloseLinger = d }(netnslistener.CloseLinger)
+	netnslistener.CloseLinger = 2 * idle
+	cfg := layer4ConfigIdle(admin, map[string]route{
+		"set-udp": {[]string{"netns/" + prefix + "*/udp/127.0.0.1:8000"}, fmt.Sprintf("udp/127.0.0.1:%d", b.port)},
+	}, idle.String())
+	admin.MustLoad(t, cfg, "json")
+	for _, ns := range members {
+		expectAnswer(t, ns, "udp", "127.0.0.1:8000", "b")
+	}
+	time.Sleep(3*idle + netnslistener.CloseLinger) // the probes' flows end
+	settle()
+	fds0, gor0 := fds(t), runtime.NumGoroutine()
+
+	var (
+		stop     atomic.Bool
+		counts   udpCounts
+		firstErr atomic.Value
+		wg       sync.WaitGroup
+	)
+	fail := func(err error) { firstErr.CompareAndSwap(nil, err) }
+	deadline := time.Now().Add(90 * time.Second)
+	done := func() bool { return stop.Load() || time.Now().After(deadline) }
+	for i, ns := range members {
+		n := flows / len(members)
+		if i < flows%len(members) {
+			n++
+		}
+		runUDPFlows(&wg, ns, "127.0.0.1:8000", "b", n, 10*time.Millisecond, done, &counts, fail)
+	}
+	loadFail := 0
+	for range reloads {
+		if err := admin.Load(cfg, "json"); err != nil {
+			loadFail++
+			fail(err)
+		}
+		time.Sleep(20 * time.Millisecond) // every config gets datagrams
+	}
+	stop.Store(true)
+	wg.Wait()
+
+	time.Sleep(3*idle + netnslistener.CloseLinger)
+	settle()
+	fds1, gor1 := fds(t), runtime.NumGoroutine()
+	summary(t, "set udp reloads", fmt.Sprintf("%d reloads, %d flows over %d namespaces, datagrams (%s)", reloads, flows, len(members), &counts),
+		int(counts.sent.Load()), int(counts.failed()))
+	summary(t, "set udp reloads", fmt.Sprintf("%d reloads, %d live flows; fds %d -> %d; goroutines before %d, after", reloads, flows, fds0, fds1, gor0),
+		gor1, max(0, gor1-gor0))
+	if counts.failed() > 0 || loadFail > 0 {
+		t.Errorf("%s, %d failed loads; first: %v", &counts, loadFail, firstErr.Load())
+	}
+	if gor1 > gor0+3 || fds1 > fds0+3 {
+		t.Errorf("after the flows idled out: goroutines %d -> %d, fds %d -> %d", gor0, gor1, fds0, fds1)
+	}
+}
