@@ -1,6 +1,7 @@
 package netnslistener_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"github.com/caddy-netns/caddy-netns/netnslistener"
 	"github.com/caddy-netns/caddy-netns/netnslistener/internal/e2e"
 	"github.com/caddy-netns/caddy-netns/netnslistener/internal/nstest"
+	"github.com/caddy-netns/caddy-netns/netnslistener/nsenter"
 )
 
 // HTTP/3 keeps answering across forced reloads of an unchanged config, on
@@ -96,11 +98,20 @@ https://localhost:8444 {
 	// The QUIC sockets close with the last config that uses them, once
 	// its servers have shut down (Caddy does not wait for that).
 	admin.MustLoad(t, fmt.Sprintf(`{%s}`, admin.WithAdmin()), "json")
+	waitNoSockets(t, func(s netnslistener.Socket) bool {
+		return s.Namespace == plain || strings.HasPrefix(s.Namespace, prefix)
+	})
+}
+
+// waitNoSockets waits up to 15 s until no socket of the pool matches, and
+// fails the test if one still does.
+func waitNoSockets(t *testing.T, match func(netnslistener.Socket) bool) {
+	t.Helper()
 	var left []string
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		left = left[:0]
 		for _, s := range netnslistener.Sockets() {
-			if s.Namespace == plain || strings.HasPrefix(s.Namespace, prefix) {
+			if match(s) {
 				left = append(left, s.Network+" "+s.Address+" in "+s.Namespace)
 			}
 		}
@@ -139,4 +150,65 @@ func getBody(c *http.Client, url string) (string, error) {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	return string(b), err
+}
+
+// A config whose http app fails half-way through starting, after it opened
+// the HTTP/3 socket of its first address, leaks no socket (Caddy stops the
+// app, which lets go of its QUIC listener) and changes nothing for the next
+// config, which serves HTTP/3 on that address.
+func TestHTTP3AfterFailedStart(t *testing.T) {
+	nstest.Require(t)
+	admin := e2e.Start(t)
+	ns := nstest.Add(t, 1)[0]
+	admin.MustLoad(t, fmt.Sprintf(`{
+	admin %s
+	storage file_system %s
+	local_certs
+	skip_install_trust
+	auto_https disable_redirects
+}
+https://localhost:8443 {
+	bind netns/%s/tcp/127.0.0.1
+	respond "hello over {http.request.proto}"
+}
+`, strings.TrimPrefix(admin.URL, "http://"), t.TempDir(), ns), "caddyfile")
+	good := admin.Config(t)
+	expectHTTP2AndHTTP3(t, ns, "127.0.0.1:8443")
+
+	// The same server with a second address whose port is taken: the
+	// http app opens 8443 (TCP and QUIC), then fails on 8445.
+	nsh, err := nsenter.Open(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	taken, err := nsenter.Listen(nsh, "tcp", "127.0.0.1:8445")
+	nsh.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	var cfg map[string]any
+	if err := json.Unmarshal([]byte(good), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	servers := cfg["apps"].(map[string]any)["http"].(map[string]any)["servers"].(map[string]any)
+	if len(servers) != 1 {
+		t.Fatalf("want one server in %s", good)
+	}
+	for _, s := range servers {
+		srv := s.(map[string]any)
+		srv["listen"] = append(srv["listen"].([]any), "netns/"+ns+"/tcp/127.0.0.1:8445")
+	}
+	bad, _ := json.Marshal(cfg)
+
+	// Start from no QUIC listener at all, so that the failing config is
+	// the one that opens it.
+	admin.MustLoad(t, fmt.Sprintf(`{%s}`, admin.WithAdmin()), "json")
+	waitNoSockets(t, func(s netnslistener.Socket) bool { return s.Namespace == ns })
+	if err := admin.Load(string(bad), "json"); err == nil || !strings.Contains(err.Error(), "8445") {
+		t.Fatalf("config with a taken port: %v", err)
+	}
+	waitNoSockets(t, func(s netnslistener.Socket) bool { return s.Namespace == ns })
+	admin.MustLoad(t, good, "json")
+	expectHTTP2AndHTTP3(t, ns, "127.0.0.1:8443")
 }
