@@ -42,6 +42,9 @@ func startBackend(t *testing.T, tag string) backend {
 		}
 		port = ln.Addr().(*net.TCPAddr).Port
 		if pc, err = net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			// It answers every flow of every namespace: room for a
+			// datagram from each (the default buffer holds ~200).
+			_ = pc.(*net.UDPConn).SetReadBuffer(4 << 20)
 			break
 		}
 		ln.Close()

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -58,42 +59,85 @@ https://localhost:8443 {
 // server's address there; the site answers with its protocol.
 func expectHTTP2AndHTTP3(t *testing.T, ns, addr string) {
 	t.Helper()
+	url := siteURL(t, addr)
+	h2 := http2Client(ns, addr)
+	defer h2.CloseIdleConnections()
+	expectBody(t, h2, url, "hello over HTTP/2.0")
+
+	h3, done, err := http3Client(ns, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer done()
+	expectBody(t, h3, url, "hello over HTTP/3.0")
+}
+
+// siteURL is https://localhost:<port of addr>/.
+func siteURL(t *testing.T, addr string) string {
+	t.Helper()
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := "https://localhost:" + port + "/"
-	tlsConf := &tls.Config{ServerName: "localhost", InsecureSkipVerify: true}
-	h2 := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		TLSClientConfig:   tlsConf,
+	return "https://localhost:" + port + "/"
+}
+
+var siteTLS = &tls.Config{ServerName: "localhost", InsecureSkipVerify: true}
+
+// http2Client connects over TCP from inside ns to addr.
+func http2Client(ns, addr string) *http.Client {
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig:   siteTLS,
 		ForceAttemptHTTP2: true,
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			return dialIn(ns, network, addr)
 		},
 	}}
-	expectBody(t, h2, url, "hello over HTTP/2.0")
+}
 
+// http3Client connects over QUIC from a UDP socket inside ns to addr; done
+// closes its connections.
+func http3Client(ns, addr string) (c *http.Client, done func(), err error) {
 	nsh, err := nsenter.Open(ns)
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
-	defer nsh.Close()
-	h3 := &http.Client{Timeout: 10 * time.Second, Transport: &http3.Transport{
-		TLSClientConfig: tlsConf,
+	var (
+		mu  sync.Mutex
+		pcs []net.PacketConn // quic-go does not close a conn it did not open
+	)
+	tr := &http3.Transport{
+		TLSClientConfig: siteTLS,
 		Dial: func(ctx context.Context, _ string, tlsCfg *tls.Config, cfg *quic.Config) (*quic.Conn, error) {
 			pc, err := nsenter.ListenPacket(nsh, "udp", "127.0.0.1:0")
 			if err != nil {
 				return nil, err
 			}
+			mu.Lock()
+			pcs = append(pcs, pc)
+			mu.Unlock()
 			raddr, err := net.ResolveUDPAddr("udp", addr)
 			if err != nil {
+				pc.Close()
 				return nil, err
 			}
-			return quic.DialEarly(ctx, pc, raddr, tlsCfg, cfg)
+			conn, err := quic.DialEarly(ctx, pc, raddr, tlsCfg, cfg)
+			if err != nil {
+				pc.Close()
+			}
+			return conn, err
 		},
-	}}
-	defer h3.Transport.(*http3.Transport).Close()
-	expectBody(t, h3, url, "hello over HTTP/3.0")
+	}
+	done = func() {
+		tr.Close()
+		mu.Lock()
+		for _, pc := range pcs {
+			pc.Close()
+		}
+		mu.Unlock()
+		nsh.Close()
+	}
+	return &http.Client{Timeout: 10 * time.Second, Transport: tr}, done, nil
 }
 
 // expectBody GETs url, retrying for a few seconds while Caddy is still

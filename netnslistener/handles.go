@@ -47,7 +47,7 @@ type udpConn struct {
 	*net.UDPConn
 	closeOnce sync.Once
 	closed    atomic.Bool
-	lastRead  atomic.Int64 // unix nanoseconds of the last datagram delivered
+	linger    linger
 	p         *pooled
 }
 
@@ -61,15 +61,40 @@ func (c *udpConn) Close() error {
 	return err
 }
 
-// CloseLinger bounds how long ReadFrom on a closed packet handle waits
-// before it reports the close. caddy-l4 v0.1.2 stops a UDP server's loop on
-// that error, and every flow still open then blocks forever when it ends (it
-// reports its end to the stopped loop): after a reload its goroutines and
-// upstream socket would leak. A flow ends at most the server's idle_timeout
-// (default 30s) after the last datagram it received, and every datagram
-// reached it through this handle, so the reader waits until CloseLinger has
-// passed since the handle last delivered one — not at all if it never did.
+// CloseLinger bounds how long ReadFrom on a closed packet handle (of a
+// socket or a set) waits before it reports the close. caddy-l4 v0.1.2
+// stops a UDP server's loop on that error, and every flow still open then
+// blocks forever when it ends (it reports its end to the stopped loop):
+// after a reload its goroutines and upstream socket would leak. A flow ends
+// at most the server's idle_timeout (default 30s) after the last datagram
+// it received, and every datagram reached it through this handle, so the
+// reader waits until CloseLinger has passed since the handle last delivered
+// one — not at all if it never did.
 var CloseLinger = 90 * time.Second
+
+// linger is what a packet handle needs for CloseLinger: when it last
+// delivered a datagram.
+type linger struct {
+	lastRead atomic.Int64 // unix nanoseconds
+}
+
+// delivered notes a datagram handed to the reader.
+func (l *linger) delivered() { l.lastRead.Store(time.Now().UnixNano()) }
+
+// wait returns once CloseLinger has passed since the last datagram
+// delivered, at once if there was none. Call it when a read finds the
+// handle closed, before reporting that.
+func (l *linger) wait() {
+	last := l.lastRead.Load()
+	if last == 0 {
+		return
+	}
+	if d := time.Until(time.Unix(0, last).Add(CloseLinger)); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		<-t.C
+	}
+}
 
 // ReadFrom reads a datagram (noted like a connection, see Accept); see
 // CloseLinger for what happens after Close.
@@ -77,15 +102,11 @@ func (c *udpConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	n, addr, err := c.UDPConn.ReadFrom(b)
 	if err == nil {
 		nsenter.Busy()
-		c.lastRead.Store(time.Now().UnixNano())
+		c.linger.delivered()
 		return n, addr, nil
 	}
-	if last := c.lastRead.Load(); last != 0 && c.closed.Load() && errors.Is(err, net.ErrClosed) {
-		if wait := time.Until(time.Unix(0, last).Add(CloseLinger)); wait > 0 {
-			t := time.NewTimer(wait)
-			defer t.Stop()
-			<-t.C
-		}
+	if c.closed.Load() && errors.Is(err, net.ErrClosed) {
+		c.linger.wait()
 	}
 	return n, addr, err
 }

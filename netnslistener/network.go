@@ -33,6 +33,17 @@ func logger() *zap.Logger { return caddy.Log().Named("netns") }
 // is unloaded), so an app that fails half-way through starting cannot leak
 // sockets.
 func listen(ctx context.Context, _, host, portRange string, portOffset uint, _ net.ListenConfig) (any, error) {
+	h, err := open(ctx, host, portRange, portOffset)
+	if err != nil {
+		return nil, err
+	}
+	closeWhenDone(ctx, h, nil)
+	return h, nil
+}
+
+// open returns a handle on the socket or set that host and portRange name,
+// at portOffset. Nothing closes it but its own Close.
+func open(ctx context.Context, host, portRange string, portOffset uint) (any, error) {
 	a, err := parse(host, portRange)
 	if err != nil {
 		return nil, err
@@ -40,20 +51,44 @@ func listen(ctx context.Context, _, host, portRange string, portOffset uint, _ n
 	if a.StartPort+portOffset > a.EndPort {
 		return nil, fmt.Errorf("netns address %q: port offset %d outside the range", a, portOffset)
 	}
-	open := Listen
+	open := listenAddress
 	if a.IsSet() {
 		open = listenSet // a namespace pattern (set.go)
 	}
-	ln, err := open(ctx, a, portOffset)
+	h, err := open(ctx, a, portOffset)
 	if err != nil {
 		return nil, fmt.Errorf("netns address %q: %w", a, err)
 	}
-	return ln, nil
+	return h, nil
+}
+
+// closeWhenDone closes h when ctx ends, unless inUse (if not nil) then
+// reports that something that outlives ctx still holds h.
+func closeWhenDone(ctx context.Context, h any, inUse func() bool) {
+	c, ok := h.(interface{ Close() error })
+	if !ok {
+		return
+	}
+	context.AfterFunc(ctx, func() {
+		if inUse == nil || !inUse() {
+			_ = c.Close()
+		}
+	})
 }
 
 // Listen opens (or shares) the socket for the port at portOffset of a and
 // returns a new handle on it. The handle is closed when ctx ends.
 func Listen(ctx context.Context, a Address, portOffset uint) (any, error) {
+	h, err := listenAddress(ctx, a, portOffset)
+	if err != nil {
+		return nil, err
+	}
+	closeWhenDone(ctx, h, nil)
+	return h, nil
+}
+
+// listenAddress is Listen without the close when ctx ends.
+func listenAddress(ctx context.Context, a Address, portOffset uint) (any, error) {
 	var (
 		open func(*nsenter.Namespace) (*os.File, error)
 		wrap func(*pooled) (any, error)
@@ -92,9 +127,6 @@ func Listen(ctx context.Context, a Address, portOffset uint) (any, error) {
 	if err != nil {
 		p.release()
 		return nil, err
-	}
-	if c, ok := h.(interface{ Close() error }); ok {
-		context.AfterFunc(ctx, func() { _ = c.Close() })
 	}
 	return h, nil
 }

@@ -163,7 +163,8 @@ var sets = struct {
 
 // listenSet returns a new handle on the shared set that a names, creating
 // the set (and listening in every namespace that already matches) if it
-// is not open yet. The handle is closed when ctx ends.
+// is not open yet. Closing the handle returns its reference; the caller
+// closes it when its config ends (see closeWhenDone).
 func listenSet(ctx context.Context, a Address, portOffset uint) (any, error) {
 	if err := setsSupported(); err != nil {
 		return nil, err
@@ -213,7 +214,6 @@ func listenSet(ctx context.Context, a Address, portOffset uint) (any, error) {
 	} else {
 		s.configChanged()
 	}
-	context.AfterFunc(ctx, base.close)
 	if ln, ok := h.(net.Listener); ok {
 		return wrapSetListener(a.Network, ln), nil
 	}

@@ -152,13 +152,26 @@ type setPacketConn struct {
 	mu           sync.Mutex
 	readDeadline time.Time
 	wake         chan struct{} // closed and replaced when the deadline changes
+	linger       linger
 }
 
 var errNotSetAddr = errors.New("address did not come from this namespace set (want a *netnslistener.SetAddr from ReadFrom)")
 
 // ReadFrom returns the next datagram from any member. The address is a
-// *SetAddr naming the member.
+// *SetAddr naming the member. After Close it takes no more datagrams (the
+// other handles of the set get them) and reports the close as a socket's
+// handle does (see CloseLinger).
 func (c *setPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	n, from, err := c.read(p)
+	if err == nil {
+		c.linger.delivered()
+	} else if errors.Is(err, net.ErrClosed) {
+		c.linger.wait()
+	}
+	return n, from, err
+}
+
+func (c *setPacketConn) read(p []byte) (int, net.Addr, error) {
 	for {
 		c.mu.Lock()
 		dl, wake := c.readDeadline, c.wake
@@ -206,13 +219,11 @@ func (c *setPacketConn) readOnce(p []byte, timeout <-chan time.Time, wake chan s
 }
 
 // WriteTo sends p from the socket of the member that addr (a *SetAddr
-// from ReadFrom) came in on.
+// from ReadFrom) came in on. After Close it still sends while the member
+// is open (another config holds the set): caddy-l4 answers a UDP flow
+// through the handle that received the request, and a reply that comes
+// back from the upstream just after a reload must still reach the client.
 func (c *setPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
-	select {
-	case <-c.closed:
-		return 0, c.opError("write", addr, net.ErrClosed)
-	default:
-	}
 	sa, ok := addr.(*SetAddr)
 	if !ok || sa.m == nil || sa.m.set != c.set {
 		return 0, c.opError("write", addr, errNotSetAddr)
