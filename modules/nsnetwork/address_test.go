@@ -1,0 +1,67 @@
+package nsnetwork
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseAddress(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Address
+	}{
+		{"netns/ns1/tcp/:8000", Address{"ns1", "tcp", "", 8000, 8000}},
+		{"netns/ns1/UDP/0.0.0.0:53", Address{"ns1", "udp", "0.0.0.0", 53, 53}},
+		{"netns/ns1/tcp4/10.0.0.1:8000-8010", Address{"ns1", "tcp4", "10.0.0.1", 8000, 8010}},
+		{"netns//var/run/netns/ns1/tcp/:80", Address{"/var/run/netns/ns1", "tcp", "", 80, 80}},
+		{"netns//proc/1234/ns/net/udp6/:0", Address{"/proc/1234/ns/net", "udp6", "", 0, 0}},
+		{"netns/[ns1/tcp/::1]:80", Address{"ns1", "tcp", "::1", 80, 80}},
+		{"netns/[ns1/tcp6/fe80::1%2]:80", Address{"ns1", "tcp6", "fe80::1%2", 80, 80}},
+		{"netns/[/run/docker/netns/abc/tcp/::]:443", Address{"/run/docker/netns/abc", "tcp", "::", 443, 443}},
+		{"netns/tenant-a.b_c/tcp/localhost:8000", Address{"tenant-a.b_c", "tcp", "localhost", 8000, 8000}},
+	} {
+		got, err := ParseAddress(tc.in)
+		if err != nil || got != tc.want {
+			t.Errorf("ParseAddress(%q) = %+v, %v; want %+v", tc.in, got, err, tc.want)
+			continue
+		}
+		// String gives back something that parses to the same address.
+		again, err := ParseAddress(got.String())
+		if err != nil || again != got {
+			t.Errorf("ParseAddress(%q.String() = %q) = %+v, %v", tc.in, got.String(), again, err)
+		}
+	}
+}
+
+func TestParseAddressErrors(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"tcp/:80", "want netns/<namespace>"},
+		{"netns/tcp/:80", "missing namespace or network"},
+		{"netns/:80", "missing namespace and network"},
+		{"netns//tcp/:80", "empty namespace"},
+		{"netns/ns1//:80", "missing network"},
+		{"netns/ns1/quic/:80", `unknown network "quic"`},
+		{"netns/ns1/unix/:80", `unknown network "unix"`},
+		{"netns/ns1/sctp/:80", "needs the l4sctp app"},
+		{"netns/a/b/tcp/:80", `namespace "a/b"`},
+		{"netns/../tcp/:80", `namespace ".."`},
+		{"netns/ns1/tcp/:70000", `port "70000" out of range`},
+		{"netns/ns1/tcp/:x", `port "x" out of range`},
+		{"netns/ns1/tcp/:90-80", "end before start"},
+		{"netns/ns1/tcp/", "missing port"},
+		{"netns/ns1/tcp/::1:80", "too many colons"},
+		{"netns/[ns1/tcp/zz::1]:80", "not a valid IPv6"},
+	} {
+		if _, linked := lookupInner("sctp"); linked && strings.Contains(tc.want, "l4sctp") {
+			continue // l4sctp is in this binary through the root package
+		}
+		_, err := ParseAddress(tc.in)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ParseAddress(%q) error = %v; want %q", tc.in, err, tc.want)
+			continue
+		}
+		if !strings.Contains(err.Error(), "netns") {
+			t.Errorf("ParseAddress(%q) error %q does not name the address", tc.in, err)
+		}
+	}
+}

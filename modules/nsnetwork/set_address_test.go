@@ -1,0 +1,79 @@
+package nsnetwork
+
+import (
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+func TestSetPattern(t *testing.T) {
+	for _, tc := range []struct {
+		in        string
+		set       bool
+		dir, glob string
+		err       string
+	}{
+		{in: "ns1"},
+		{in: "/var/run/netns/ns1"},
+		{in: "*", set: true, dir: "/var/run/netns", glob: "*"},
+		{in: "tenant-*", set: true, dir: "/var/run/netns", glob: "tenant-*"},
+		{in: "t?-*", set: true, dir: "/var/run/netns", glob: "t?-*"},
+		{in: "/run/docker/netns/*", set: true, dir: "/run/docker/netns", glob: "*"},
+		{in: "/run/*/netns/x*", set: true, err: "last path element"},
+		{in: `t\*`, set: true, err: "only the wildcards"},
+	} {
+		a := Address{Namespace: tc.in, Network: "tcp", StartPort: 1, EndPort: 1}
+		if a.IsSet() != tc.set {
+			t.Errorf("%q: IsSet = %v", tc.in, a.IsSet())
+		}
+		if !tc.set {
+			continue
+		}
+		dir, glob, err := a.SetPattern()
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: error %v, want %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || dir != tc.dir || glob != tc.glob {
+			t.Errorf("%q: %q %q %v; want %q %q", tc.in, dir, glob, err, tc.dir, tc.glob)
+		}
+	}
+	// Patterns go through the grammar like names.
+	a, err := ParseAddress("netns/tenant-*/udp/:53")
+	if err != nil || !a.IsSet() || a.Namespace != "tenant-*" {
+		t.Errorf("ParseAddress: %+v, %v", a, err)
+	}
+}
+
+// caddy-l4 keys UDP flows by RemoteAddr().String(), and matchers split it
+// into host and port and parse the host as an IP: both must work.
+func TestSetAddrString(t *testing.T) {
+	for _, tc := range []struct {
+		ap   string
+		tag  string
+		want string
+	}{
+		{"10.0.0.2:5353", "tenant-a", "10.0.0.2:5353%tenant-a"},
+		{"[fd00::2]:5353", "tenant-a", "[fd00::2]:5353%tenant-a"},
+		{"[fe80::1%2]:53", "b", "[fe80::1%2]:53%b"},
+	} {
+		a := &SetAddr{AddrPort: netip.MustParseAddrPort(tc.ap), m: &member{tag: tc.tag}}
+		if got := a.String(); got != tc.want {
+			t.Errorf("String = %q, want %q", got, tc.want)
+		}
+		host, _, err := net.SplitHostPort(a.String())
+		if err != nil {
+			t.Errorf("%s: SplitHostPort: %v", a, err)
+			continue
+		}
+		if ip, err := netip.ParseAddr(host); err != nil || ip != a.AddrPort.Addr() {
+			t.Errorf("%s: host %q parses as %v, %v", a, host, ip, err)
+		}
+	}
+	if got := memberTag("a:b", nsID(7)); got != "7" {
+		t.Errorf("memberTag with a colon = %q, want the inode", got)
+	}
+}
