@@ -7,6 +7,7 @@ import (
 	_ "github.com/caddy-netns/caddy-netns/modules/nsadmin"
 	_ "github.com/caddy-netns/caddy-netns/modules/nsmatch"
 	_ "github.com/caddy-netns/caddy-netns/modules/nsnetwork"
+	_ "github.com/caddy-netns/caddy-netns/modules/nspolicy"
 	_ "github.com/caddy-netns/caddy-netns/modules/nsproxy"
 	_ "github.com/caddy-netns/caddy-netns/modules/sctpapp"
 )

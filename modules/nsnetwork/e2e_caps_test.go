@@ -10,9 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/caddy-netns/caddy-netns/allow"
 	"github.com/caddy-netns/caddy-netns/internal/testenv/e2e"
 	"github.com/caddy-netns/caddy-netns/internal/testenv/nstest"
-	"github.com/caddy-netns/caddy-netns/modules/nspolicy"
 )
 
 // The unprivileged user the capability tests run Caddy as: nobody/nogroup
@@ -116,7 +116,7 @@ func TestUnprivilegedUserWithCapabilities(t *testing.T) {
 	ns, ns2, outside := nss[0], nss[1], nss[2]
 	b := startBackend(t, "b")
 	startBackendIn(t, ns2, "127.0.0.1:9000", "in-ns2")
-	p := startAs(t, []string{nspolicy.CeilingEnv + "=" + ns + "," + ns2},
+	p := startAs(t, []string{allow.CeilingEnv + "=" + ns + "," + ns2},
 		"sys_admin", "net_bind_service", "net_admin")
 
 	p.MustLoad(t, capsConfig(&p.Admin, []string{ns, ns2}, ns, ns2, b), "json")
@@ -126,7 +126,7 @@ func TestUnprivilegedUserWithCapabilities(t *testing.T) {
 	expectAnswer(t, ns, "tcp", "127.0.0.1:8001", "in-ns2")
 
 	err := p.Load(capsConfig(&p.Admin, []string{ns, ns2, outside}, outside, ns2, b), "json")
-	if err == nil || !strings.Contains(err.Error(), outside) || !strings.Contains(err.Error(), "not allowed by "+nspolicy.CeilingEnv) {
+	if err == nil || !strings.Contains(err.Error(), outside) || !strings.Contains(err.Error(), "not allowed by "+allow.CeilingEnv) {
 		t.Fatalf("a config widening the ceiling: %v", err)
 	}
 	t.Logf("error: %v", err)

@@ -12,7 +12,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-netns/caddy-netns/kernel/nsenter"
-	"github.com/caddy-netns/caddy-netns/modules/nspolicy"
 )
 
 func init() {
@@ -80,7 +79,7 @@ func Listen(ctx context.Context, a Address, portOffset uint) (any, error) {
 		wrap = func(p *pooled) (any, error) { return inner.Wrap(p.file, p.release) }
 	}
 
-	pol, err := nspolicy.For(ctx)
+	pol, err := PolicyFor(ctx)
 	if err != nil {
 		return nil, err
 	}

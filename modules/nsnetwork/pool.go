@@ -9,8 +9,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/caddy-netns/caddy-netns/allow"
 	"github.com/caddy-netns/caddy-netns/kernel/nsenter"
-	"github.com/caddy-netns/caddy-netns/modules/nspolicy"
 )
 
 // The pool keeps one socket per (namespace, network, address) and hands out
@@ -80,7 +80,7 @@ func NamespaceNames(id nsenter.ID) []string {
 // namespace spec, creating it with open if needed, and takes a reference.
 // The namespace is opened only if pol allows it, before the pool is looked
 // at: a config cannot reach a socket that another config opened.
-func acquire(pol *nspolicy.Policy, spec, network, address string, open func(*nsenter.Namespace) (*os.File, error)) (*pooled, error) {
+func acquire(pol *allow.Policy, spec, network, address string, open func(*nsenter.Namespace) (*os.File, error)) (*pooled, error) {
 	ns, err := pol.Open(spec)
 	if err != nil {
 		return nil, err

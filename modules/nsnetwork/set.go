@@ -21,9 +21,9 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/caddy-netns/caddy-netns/allow"
 	"github.com/caddy-netns/caddy-netns/kernel/nsenter"
 	"github.com/caddy-netns/caddy-netns/kernel/nswatch"
-	"github.com/caddy-netns/caddy-netns/modules/nspolicy"
 )
 
 // A set listens on one address in every namespace whose file in a
@@ -290,7 +290,7 @@ func (s *nsSet) release(h *handleBase) {
 // refuses, and lets waiting namespaces be tried again at once under it.
 // Allowed members keep their sockets.
 func (s *nsSet) revalidate(now time.Time) {
-	pol, err := nspolicy.For(s.listenContext(s.ctx))
+	pol, err := PolicyFor(s.listenContext(s.ctx))
 	if err != nil {
 		s.log.Error("namespace allow list", zap.Error(err))
 		return
@@ -368,7 +368,7 @@ func (s *nsSet) reconcile(now time.Time) time.Duration {
 		}
 	}
 
-	pol, err := nspolicy.For(s.listenContext(s.ctx))
+	pol, err := PolicyFor(s.listenContext(s.ctx))
 	if err != nil {
 		s.log.Error("namespace allow list", zap.Error(err))
 		return next
@@ -447,7 +447,7 @@ func (s *nsSet) failed(name string, at *attempt, err error, now time.Time) {
 var errNamespaceMoved = errors.New("namespace file changed while its socket was being opened")
 
 // add opens the member for entry name.
-func (s *nsSet) add(pol *nspolicy.Policy, name string, now time.Time) error {
+func (s *nsSet) add(pol *allow.Policy, name string, now time.Time) error {
 	spec := memberSpec(s.key.dir, name)
 	ns, err := pol.Open(spec)
 	if err != nil {

@@ -17,10 +17,13 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+
+	"github.com/caddy-netns/caddy-netns/allow"
+	"github.com/caddy-netns/caddy-netns/modules/nsnetwork"
 )
 
 // ModuleID is the app's name in a config's "apps".
-const ModuleID = "netns"
+const ModuleID = nsnetwork.PolicyApp
 
 func init() {
 	caddy.RegisterModule(new(App))
@@ -52,7 +55,7 @@ type App struct {
 	// of the namespace it happens to be in. Default: every namespace.
 	Allow []string `json:"allow,omitempty"`
 
-	list *List
+	list *allow.List
 }
 
 // CaddyModule returns the Caddy module information.
@@ -66,17 +69,21 @@ func (*App) CaddyModule() caddy.ModuleInfo {
 // Provision compiles the allow list; a bad entry fails the config.
 func (a *App) Provision(caddy.Context) error {
 	repl := caddy.NewReplacer()
-	allow := make([]string, len(a.Allow))
+	entries := make([]string, len(a.Allow))
 	for i, s := range a.Allow {
-		allow[i] = repl.ReplaceKnown(s, "")
+		entries[i] = repl.ReplaceKnown(s, "")
 	}
-	l, err := Compile("this config's netns allow list", allow)
+	l, err := allow.Compile("this config's netns allow list", entries)
 	if err != nil {
 		return err
 	}
 	a.list = l
 	return nil
 }
+
+// AllowList returns the compiled allow list (nil: no list). It is how
+// nsnetwork.PolicyFor finds a config's list without importing this app.
+func (a *App) AllowList() *allow.List { return a.list }
 
 // Start does nothing: the list is consulted by the modules that open
 // namespaces.
@@ -104,7 +111,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			for d.NextArg() {
-				if _, err := compileEntry(d.Val()); err != nil {
+				if err := allow.CheckEntry(d.Val()); err != nil {
 					return d.Errf("netns allow %q: %v", d.Val(), err)
 				}
 				a.Allow = append(a.Allow, d.Val())

@@ -24,9 +24,10 @@ import (
 	"github.com/mholt/caddy-l4/modules/l4proxy"
 	"go.uber.org/zap"
 
+	"github.com/caddy-netns/caddy-netns/allow"
 	"github.com/caddy-netns/caddy-netns/kernel/relay"
 	"github.com/caddy-netns/caddy-netns/modules/nsmatch"
-	"github.com/caddy-netns/caddy-netns/modules/nspolicy"
+	"github.com/caddy-netns/caddy-netns/modules/nsnetwork"
 )
 
 func init() {
@@ -53,7 +54,7 @@ type Handler struct {
 
 	ctx    caddy.Context
 	logger *zap.Logger
-	policy *nspolicy.Policy
+	policy *allow.Policy
 }
 
 // CaddyModule returns the Caddy module information.
@@ -69,7 +70,7 @@ func (*Handler) CaddyModule() caddy.ModuleInfo {
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.ctx = ctx
 	h.logger = ctx.Logger()
-	policy, err := nspolicy.For(ctx)
+	policy, err := nsnetwork.PolicyFor(ctx)
 	if err != nil {
 		return err
 	}

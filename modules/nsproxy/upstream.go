@@ -12,9 +12,9 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/mholt/caddy-l4/modules/l4proxy"
 
+	"github.com/caddy-netns/caddy-netns/allow"
 	"github.com/caddy-netns/caddy-netns/kernel/nsenter"
 	"github.com/caddy-netns/caddy-netns/modules/nsnetwork"
-	"github.com/caddy-netns/caddy-netns/modules/nspolicy"
 )
 
 // Upstream is one backend.
@@ -117,7 +117,7 @@ func isUDP(network string) bool { return strings.HasPrefix(network, "udp") }
 // (nsenter.Dial); the connect is waited for in the netpoller, so no thread
 // is held while it is in progress nor afterwards. The namespace is opened
 // only if pol, the config's allow list, allows it.
-func dial(ctx context.Context, pol *nspolicy.Policy, t *target) (net.Conn, error) {
+func dial(ctx context.Context, pol *allow.Policy, t *target) (net.Conn, error) {
 	if t.ns == "" {
 		var d net.Dialer
 		return d.DialContext(ctx, t.network, t.hostport)

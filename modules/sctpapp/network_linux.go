@@ -10,10 +10,10 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/caddy-netns/caddy-netns/allow"
 	"github.com/caddy-netns/caddy-netns/kernel/nsenter"
 	"github.com/caddy-netns/caddy-netns/kernel/sctpnet"
 	"github.com/caddy-netns/caddy-netns/modules/nsnetwork"
-	"github.com/caddy-netns/caddy-netns/modules/nspolicy"
 )
 
 // registerInner makes netns/<namespace>/sctp/<host>:<port> (and sctp4,
@@ -93,7 +93,7 @@ func listenOwn(ctx context.Context, network, host, portRange string, portOffset 
 }
 
 // dial connects to t from inside its namespace.
-func dial(ctx context.Context, pol *nspolicy.Policy, t target, cfg sctpnet.Config) (*sctpnet.Conn, error) {
+func dial(ctx context.Context, pol *allow.Policy, t target, cfg sctpnet.Config) (*sctpnet.Conn, error) {
 	var socket sctpnet.SocketFunc
 	if t.ns != "" {
 		ns, err := pol.Open(t.ns) // only if the config's allow list allows it

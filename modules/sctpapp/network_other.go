@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"net"
 
+	"github.com/caddy-netns/caddy-netns/allow"
 	"github.com/caddy-netns/caddy-netns/kernel/sctpnet"
-	"github.com/caddy-netns/caddy-netns/modules/nspolicy"
 )
 
 func registerInner() {}
@@ -17,6 +17,6 @@ func listenOwn(ctx context.Context, network, host, portRange string, portOffset 
 	return nil, fmt.Errorf("%s address %q: %w", network, net.JoinHostPort(host, portRange), sctpnet.ErrNotSupported)
 }
 
-func dial(ctx context.Context, pol *nspolicy.Policy, t target, cfg sctpnet.Config) (*sctpnet.Conn, error) {
+func dial(ctx context.Context, pol *allow.Policy, t target, cfg sctpnet.Config) (*sctpnet.Conn, error) {
 	return nil, sctpnet.ErrNotSupported
 }

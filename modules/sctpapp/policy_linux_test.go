@@ -7,18 +7,18 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/caddy-netns/caddy-netns/allow"
 	"github.com/caddy-netns/caddy-netns/kernel/sctpnet"
-	"github.com/caddy-netns/caddy-netns/modules/nspolicy"
 )
 
 // An upstream in a namespace outside the config's allow list is not
 // opened: the dial fails before any socket exists.
 func TestDialChecksAllowList(t *testing.T) {
-	l, err := nspolicy.Compile("this config's netns allow list", []string{"ran-*"})
+	l, err := allow.Compile("this config's netns allow list", []string{"ran-*"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pol, err := nspolicy.New(l)
+	pol, err := allow.New(l)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +26,7 @@ func TestDialChecksAllowList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := dial(context.Background(), pol, tgt, sctpnet.Config{}); !errors.Is(err, nspolicy.ErrNotAllowed) {
+	if _, err := dial(context.Background(), pol, tgt, sctpnet.Config{}); !errors.Is(err, allow.ErrNotAllowed) {
 		t.Fatalf("dial: %v, want refused by the allow list", err)
 	}
 }

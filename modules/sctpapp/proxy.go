@@ -10,9 +10,10 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"go.uber.org/zap"
 
+	"github.com/caddy-netns/caddy-netns/allow"
 	"github.com/caddy-netns/caddy-netns/kernel/sctpnet"
 	"github.com/caddy-netns/caddy-netns/kernel/sctprelay"
-	"github.com/caddy-netns/caddy-netns/modules/nspolicy"
+	"github.com/caddy-netns/caddy-netns/modules/nsnetwork"
 )
 
 func init() {
@@ -40,7 +41,7 @@ type Proxy struct {
 	DialTimeout caddy.Duration `json:"dial_timeout,omitempty"`
 
 	logger *zap.Logger
-	policy *nspolicy.Policy
+	policy *allow.Policy
 }
 
 // CaddyModule returns the Caddy module information.
@@ -54,7 +55,7 @@ func (*Proxy) CaddyModule() caddy.ModuleInfo {
 // Provision parses the upstream addresses.
 func (p *Proxy) Provision(ctx caddy.Context) error {
 	p.logger = ctx.Logger()
-	policy, err := nspolicy.For(ctx)
+	policy, err := nsnetwork.PolicyFor(ctx)
 	if err != nil {
 		return err
 	}

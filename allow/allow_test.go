@@ -1,11 +1,9 @@
-package nspolicy
+package allow
 
 import (
 	"errors"
 	"strings"
 	"testing"
-
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/caddy-netns/caddy-netns/kernel/nsenter"
 )
@@ -131,32 +129,5 @@ func TestOwnNamespaceIsAlwaysAllowed(t *testing.T) {
 	ns.Close()
 	if err := p.Allows("/proc/self/ns/mnt"); !errors.Is(err, ErrNotAllowed) {
 		t.Errorf("another kind of namespace of our own: %v", err)
-	}
-}
-
-func TestCaddyfile(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{"netns {\n allow ns1 tenant-*\n allow /var/run/docker/netns/\n}", ""},
-		{"netns", ""},
-		{"netns ns1", "wrong argument count"},
-		{"netns {\n allow\n}", "wrong argument count"},
-		{"netns {\n allow a/b\n}", `netns allow "a/b": want a name`},
-		{"netns {\n deny ns1\n}", `unknown netns option "deny"`},
-	} {
-		var a App
-		err := a.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.in))
-		switch {
-		case tc.want == "" && err != nil:
-			t.Errorf("%q: %v", tc.in, err)
-		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-			t.Errorf("%q: %v, want %q", tc.in, err, tc.want)
-		}
-	}
-	var a App
-	if err := a.UnmarshalCaddyfile(caddyfile.NewTestDispenser("netns {\n allow ns1 tenant-*\n allow /x/\n}")); err != nil {
-		t.Fatal(err)
-	}
-	if got := strings.Join(a.Allow, " "); got != "ns1 tenant-* /x/" {
-		t.Errorf("allow %q", got)
 	}
 }

@@ -1,4 +1,4 @@
-package nspolicy
+package allow
 
 import (
 	"errors"

@@ -1,7 +1,11 @@
-package nspolicy
+// Package allow is the allow list of network namespaces: which namespace
+// files a config may open, under the process-wide ceiling
+// CADDY_NETNS_ALLOW, decided on the (device, inode) of the file actually
+// opened. It is Caddy-free; the netns app (modules/nspolicy) holds a
+// config's list and modules/nsnetwork finds it for a config.
+package allow
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -9,8 +13,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-
-	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-netns/caddy-netns/kernel/nsenter"
 )
@@ -65,6 +67,12 @@ func Compile(source string, allow []string) (*List, error) {
 		l.entries = append(l.entries, e)
 	}
 	return l, nil
+}
+
+// CheckEntry checks one entry of an allow list (see Compile).
+func CheckEntry(s string) error {
+	_, err := compileEntry(s)
+	return err
 }
 
 func compileEntry(s string) (entry, error) {
@@ -167,24 +175,6 @@ func New(config *List) (*Policy, error) {
 		return nil, err
 	}
 	return &Policy{config: config, ceiling: ceiling}, nil
-}
-
-// For returns the policy of the config that ctx belongs to: ctx must be
-// the caddy.Context an app was provisioned with (Caddy apps pass theirs to
-// the listen functions of networks). Any other context gets the ceiling
-// alone.
-func For(ctx context.Context) (*Policy, error) {
-	var config *List
-	if cc, ok := ctx.(caddy.Context); ok {
-		app, err := cc.AppIfConfigured(ModuleID)
-		switch {
-		case err == nil:
-			config = app.(*App).list
-		case !errors.Is(err, caddy.ErrNotConfigured):
-			return nil, err
-		}
-	}
-	return New(config)
 }
 
 var ceiling struct {
