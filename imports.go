@@ -5,6 +5,7 @@ package caddynetns
 
 import (
 	_ "github.com/caddy-netns/caddy-netns/modules/nsadmin"
+	_ "github.com/caddy-netns/caddy-netns/modules/nshttp"
 	_ "github.com/caddy-netns/caddy-netns/modules/nsmatch"
 	_ "github.com/caddy-netns/caddy-netns/modules/nsnetwork"
 	_ "github.com/caddy-netns/caddy-netns/modules/nspolicy"

@@ -15,7 +15,7 @@ import (
 )
 
 func init() {
-	caddy.RegisterNetwork(Network, listen)
+	caddy.RegisterNetwork(Network, ListenNetwork)
 	nsenter.OnThreadDiscarded = func(err error) {
 		logger().Error("thread discarded", zap.Error(err))
 	}
@@ -23,7 +23,8 @@ func init() {
 
 func logger() *zap.Logger { return caddy.Log().Named("netns") }
 
-// listen is the caddy.ListenerFunc for the netns network. For
+// ListenNetwork is the caddy.ListenerFunc for the netns network (and,
+// through modules/nshttp, for the HTTP/3 socket of a netns listener). For
 // netns/ns1/tcp/:8000-8010 Caddy calls it with host "ns1/tcp/" and port
 // range "8000-8010", once per port offset. Streams return a net.Listener,
 // datagrams a net.PacketConn, inner networks whatever they wrap.
@@ -31,7 +32,7 @@ func logger() *zap.Logger { return caddy.Log().Named("netns") }
 // Every handle is also closed when ctx ends (the config that asked for it
 // is unloaded), so an app that fails half-way through starting cannot leak
 // sockets.
-func listen(ctx context.Context, _, host, portRange string, portOffset uint, _ net.ListenConfig) (any, error) {
+func ListenNetwork(ctx context.Context, _, host, portRange string, portOffset uint, _ net.ListenConfig) (any, error) {
 	a, err := parse(host, portRange)
 	if err != nil {
 		return nil, err

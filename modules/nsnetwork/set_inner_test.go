@@ -65,7 +65,7 @@ func TestSetOfInnerNetwork(t *testing.T) {
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
-	h, err := listen(ctx, Network, prefix+"*/zzstream/127.0.0.1", "8000", 0, net.ListenConfig{})
+	h, err := ListenNetwork(ctx, Network, prefix+"*/zzstream/127.0.0.1", "8000", 0, net.ListenConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,6 @@
-package nsnetwork
+// Package nshttp holds the HTTP pieces of netns: the HTTP/3 (QUIC) socket
+// of a netns listener of Caddy's http app.
+package nshttp
 
 import (
 	"context"
@@ -7,6 +9,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-netns/caddy-netns/modules/nsnetwork"
 )
 
 // networkHTTP3 is the network Caddy's http app uses for the HTTP/3 (QUIC)
@@ -15,7 +19,7 @@ const networkHTTP3 = "netns-h3"
 
 func init() {
 	caddy.RegisterNetwork(networkHTTP3, listenHTTP3)
-	caddyhttp.RegisterNetworkHTTP3(Network, networkHTTP3)
+	caddyhttp.RegisterNetworkHTTP3(nsnetwork.Network, networkHTTP3)
 }
 
 // listenHTTP3 turns netns/ns1/tcp/:443 into netns/ns1/udp/:443.
@@ -27,5 +31,5 @@ func listenHTTP3(ctx context.Context, network, host, portRange string, portOffse
 			host = rest[:j+1] + inner + h
 		}
 	}
-	return listen(ctx, network, host, portRange, portOffset, cfg)
+	return nsnetwork.ListenNetwork(ctx, network, host, portRange, portOffset, cfg)
 }
