@@ -6,6 +6,7 @@
 package sctptest
 
 import (
+	"fmt"
 	"os"
 	"testing"
 )
@@ -21,10 +22,22 @@ func InGuest() bool { return os.Getenv(GuestEnv) == "1" }
 // privileged test must fail the run instead.
 func InCI() bool { return os.Getenv("CI") == "true" }
 
+// Elsewhere marks the message of a skip whose test runs elsewhere in the
+// same `go test ./...` (on the host or in the sctpvm guest). test.sh fails
+// on every skip without it.
+const Elsewhere = "[runs elsewhere]"
+
+// SkipElsewhere skips a test that the same test command runs elsewhere,
+// saying where.
+func SkipElsewhere(t testing.TB, where string) {
+	t.Helper()
+	t.Skip(where + " " + Elsewhere)
+}
+
 // RequireSCTP skips the test when the kernel has no SCTP. Inside the sctpvm
 // guest, where SCTP must be there, it fails the test instead. On a host
-// without SCTP the skip is expected: l4sctp's TestSCTPGuest runs the same
-// tests inside the guest (and fails in CI if it cannot).
+// without SCTP the skip is expected: sctpapp's TestSCTPGuest runs the same
+// tests inside the guest (and fails if it cannot).
 func RequireSCTP(t testing.TB) {
 	t.Helper()
 	err := Supported()
@@ -34,7 +47,7 @@ func RequireSCTP(t testing.TB) {
 	if InGuest() {
 		t.Fatalf("SCTP missing inside the sctpvm guest: %v", err)
 	}
-	t.Skipf("kernel has no SCTP (%v); these tests run in the qemu guest through l4sctp's TestSCTPGuest", err)
+	SkipElsewhere(t, fmt.Sprintf("kernel has no SCTP (%v): this test runs in the qemu guest through modules/sctpapp's TestSCTPGuest", err))
 }
 
 // RequireRoot skips the test when not running as root, or fails it in CI

@@ -19,7 +19,7 @@ func TestSupportedInGuest(t *testing.T) {
 
 func TestGuestSetup(t *testing.T) {
 	if !InGuest() {
-		t.Skip("checks the sctpvm guest's init")
+		SkipElsewhere(t, "checks the sctpvm guest's init: runs in the guest")
 	}
 	for _, c := range []struct{ path, want string }{
 		{"/proc/sys/net/core/rmem_max", "16777216\n"},
