@@ -13,10 +13,11 @@ import (
 // HealthChecks configures active and passive health checks.
 type HealthChecks struct {
 	// Active checks connect to each upstream on a timer, from inside the
-	// upstream's namespace.
+	// upstream's namespace. Default: none.
 	Active *ActiveHealthChecks `json:"active,omitempty"`
 
 	// Passive checks count failed connects of proxied connections.
+	// Default: none.
 	Passive *PassiveHealthChecks `json:"passive,omitempty"`
 }
 

@@ -39,7 +39,7 @@ func init() {
 // connection the load balancing policy picks an available upstream, and a
 // failed connect moves on to the next one.
 type Handler struct {
-	// Upstreams are the backends.
+	// Upstreams are the backends. Required: at least one.
 	Upstreams []*Upstream `json:"upstreams,omitempty"`
 
 	// DialTimeout bounds each connect to an upstream. Default: 5s.

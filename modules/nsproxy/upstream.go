@@ -36,6 +36,7 @@ type Upstream struct {
 
 	// Weight is the upstream's relative weight for weighted selection
 	// policies (weighted_round_robin). A value <= 0 counts as 1.
+	// Default: 1.
 	Weight int `json:"weight,omitempty"`
 
 	target  *target // nil when Dial has placeholders

@@ -36,7 +36,8 @@ func init() {
 
 // App is the sctp app: SCTP servers, each with listen addresses and routes.
 type App struct {
-	// Servers to run, by a name of your choosing.
+	// Servers to run, by a name of your choosing. Default: none (the
+	// app then does nothing).
 	Servers map[string]*Server `json:"servers,omitempty"`
 
 	ctx       caddy.Context
@@ -51,12 +52,12 @@ type Server struct {
 	// own network namespace, or netns/<namespace>/sctp/<host>:<port>
 	// inside a network namespace (a name under /var/run/netns or an
 	// absolute path). An empty host listens on all addresses; a port
-	// range listens on each port.
+	// range listens on each port. Required: at least one.
 	Listen []string `json:"listen,omitempty"`
 
 	// Routes handle the associations. There are no matchers yet: the
 	// first route handles every association, and it must have exactly one
-	// handler.
+	// handler. Required: exactly one route.
 	Routes []*Route `json:"routes,omitempty"`
 
 	name    string
@@ -68,7 +69,8 @@ type Server struct {
 // Route is a list of handlers.
 type Route struct {
 	// Handlers for the associations of this route, modules in the
-	// sctp.handlers namespace, named by their "handler" key.
+	// sctp.handlers namespace, named by their "handler" key. Required:
+	// exactly one.
 	HandlersRaw []json.RawMessage `json:"handle,omitempty" caddy:"namespace=sctp.handlers inline_key=handler"`
 
 	handlers []Handler

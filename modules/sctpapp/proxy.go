@@ -33,7 +33,7 @@ const DefaultDialTimeout = 5 * time.Second
 type Proxy struct {
 	// Upstreams are tried in order, and each upstream's dial addresses in
 	// order, until one accepts the association. When none does, the
-	// client's association is aborted.
+	// client's association is aborted. Required: at least one.
 	Upstreams []*Upstream `json:"upstreams,omitempty"`
 
 	// DialTimeout bounds each attempt to reach an upstream address

@@ -20,7 +20,7 @@ type Upstream struct {
 	// netns/<namespace>/sctp/<ip>:<port> to connect from inside a network
 	// namespace (the host must then be an IP address, since a name would
 	// be resolved outside the namespace). IPv6 hosts go in brackets:
-	// sctp/[::1]:38412, netns/[ns1/sctp/::1]:38412.
+	// sctp/[::1]:38412, netns/[ns1/sctp/::1]:38412. Required: at least one.
 	Dial []string `json:"dial,omitempty"`
 
 	targets []target
