@@ -355,7 +355,7 @@ func (s *nsSet) reconcile(now time.Time) time.Duration {
 		case !names[name]:
 			s.remove(m, "namespace file removed")
 		default:
-			if id, err := statID(filepath.Join(s.key.dir, name)); err != nil || id != m.id {
+			if id, err := nsenter.StatID(filepath.Join(s.key.dir, name)); err != nil || id != m.id {
 				s.remove(m, "namespace file no longer names this namespace")
 			}
 		}

@@ -10,21 +10,9 @@ import (
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
-
-	"github.com/caddy-netns/caddy-netns/kernel/nsenter"
 )
 
 func setsSupported() error { return nil }
-
-// statID returns the identity of the namespace mounted at path (or of the
-// plain file, when nothing is mounted there).
-func statID(path string) (nsenter.ID, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		return nsenter.ID{}, err
-	}
-	return nsenter.ID{Dev: uint64(st.Dev), Ino: st.Ino}, nil
-}
 
 // readLoop hands the member's datagrams to the set until the member is
 // closed. It waits for the socket to be readable on Go's netpoller and

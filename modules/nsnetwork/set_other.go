@@ -10,6 +10,4 @@ import (
 
 func setsSupported() error { return nsenter.ErrUnsupported }
 
-func statID(string) (nsenter.ID, error) { return nsenter.ID{}, nsenter.ErrUnsupported }
-
 func (m *member) readLoop(syscall.Conn) {}

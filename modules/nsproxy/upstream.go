@@ -70,38 +70,16 @@ func atoui(s string) uint {
 
 // parseTarget parses a dial address without placeholders.
 func parseTarget(s string) (*target, error) {
-	if strings.HasPrefix(s, nsnetwork.Network+"/") {
-		a, err := nsnetwork.ParseAddress(s)
-		if err != nil {
-			return nil, err
+	t, err := nsnetwork.ParseTarget(s, "upstream", "tcp", func(network string) error {
+		if !isTCPOrUDP(network) {
+			return fmt.Errorf("network %q cannot be dialed: want tcp, tcp4, tcp6, udp, udp4 or udp6, or a netns/ address", network)
 		}
-		switch {
-		case !isTCPOrUDP(a.Network):
-			return nil, fmt.Errorf("upstream %q: network %q cannot be dialed: want tcp, tcp4, tcp6, udp, udp4 or udp6", s, a.Network)
-		case a.StartPort != a.EndPort:
-			return nil, fmt.Errorf("upstream %q: port ranges cannot be dialed", s)
-		case a.StartPort == 0:
-			return nil, fmt.Errorf("upstream %q: missing port", s)
-		case net.ParseIP(strings.SplitN(a.Host, "%", 2)[0]) == nil:
-			return nil, fmt.Errorf("upstream %q: host %q must be an IP address (a name would be resolved outside the namespace)", s, a.Host)
-		}
-		return &target{ns: a.Namespace, network: a.Network, hostport: a.HostPort(0)}, nil
-	}
-	a, err := caddy.ParseNetworkAddressWithDefaults(s, "tcp", 0)
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("upstream %q: %w", s, err)
+		return nil, err
 	}
-	switch {
-	case !isTCPOrUDP(a.Network):
-		return nil, fmt.Errorf("upstream %q: network %q cannot be dialed: want tcp, tcp4, tcp6, udp, udp4 or udp6, or a netns/ address", s, a.Network)
-	case a.PortRangeSize() != 1:
-		return nil, fmt.Errorf("upstream %q: port ranges cannot be dialed", s)
-	case a.StartPort == 0:
-		return nil, fmt.Errorf("upstream %q: missing port", s)
-	case a.Host == "":
-		return nil, fmt.Errorf("upstream %q: missing host", s)
-	}
-	return &target{network: a.Network, hostport: a.JoinHostPort(0)}, nil
+	return &target{ns: t.Namespace, network: t.Network, hostport: t.HostPort()}, nil
 }
 
 func isTCPOrUDP(network string) bool {

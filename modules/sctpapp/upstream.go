@@ -1,13 +1,8 @@
 package sctpapp
 
 import (
+	"errors"
 	"fmt"
-	"net"
-	"net/netip"
-	"strconv"
-	"strings"
-
-	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-netns/caddy-netns/modules/nsnetwork"
 )
@@ -38,38 +33,17 @@ func (t target) String() string { return t.addr }
 
 // parseTarget parses one dial address.
 func parseTarget(s string) (target, error) {
-	t := target{addr: s}
-	var host string
-	var start, end uint
-	if strings.HasPrefix(s, nsnetwork.Network+"/") {
-		a, err := nsnetwork.ParseAddress(s)
-		if err != nil {
-			return t, err
+	t, err := nsnetwork.ParseTarget(s, "dial address", "", func(network string) error {
+		switch {
+		case network == "":
+			return errors.New("missing network: want sctp/<host>:<port> or netns/<namespace>/sctp/<ip>:<port>")
+		case !isSCTP(network):
+			return fmt.Errorf("network %q is not SCTP: want sctp, sctp4 or sctp6", network)
 		}
-		if ip, err := netip.ParseAddr(strings.SplitN(a.Host, "%", 2)[0]); err != nil || !ip.IsValid() {
-			return t, fmt.Errorf("dial address %q: host %q inside a namespace must be an IP address", s, a.Host)
-		}
-		t.ns, t.network, host, start, end = a.Namespace, a.Network, a.Host, a.StartPort, a.EndPort
-	} else {
-		na, err := caddy.ParseNetworkAddress(s)
-		if err != nil {
-			return t, fmt.Errorf("dial address %q: %w", s, err)
-		}
-		if !strings.Contains(s, "/") {
-			return t, fmt.Errorf("dial address %q: missing network: want sctp/<host>:<port> or netns/<namespace>/sctp/<ip>:<port>", s)
-		}
-		t.network, host, start, end = strings.ToLower(na.Network), na.Host, na.StartPort, na.EndPort
+		return nil
+	})
+	if err != nil {
+		return target{addr: s}, err
 	}
-	switch {
-	case !isSCTP(t.network):
-		return t, fmt.Errorf("dial address %q: network %q is not SCTP: want sctp, sctp4 or sctp6", s, t.network)
-	case host == "":
-		return t, fmt.Errorf("dial address %q: missing host", s)
-	case start != end:
-		return t, fmt.Errorf("dial address %q: port ranges cannot be dialed", s)
-	case start == 0:
-		return t, fmt.Errorf("dial address %q: missing port", s)
-	}
-	t.hostport = net.JoinHostPort(host, strconv.FormatUint(uint64(start), 10))
-	return t, nil
+	return target{ns: t.Namespace, network: t.Network, hostport: t.HostPort(), addr: s}, nil
 }
