@@ -312,8 +312,8 @@ func TestEchoHandlerFromCaddyfile(t *testing.T) {
 	a := requireGuestSetup(t)
 	ns := sctptest.NewNetns(t, "")
 	caddyfile := fmt.Sprintf("{\n\tadmin %s\n\tsctp {\n\t\t%s {\n\t\t\troute {\n\t\t\t\techo\n\t\t\t}\n\t\t}\n\t}\n}\n",
-		strings.TrimPrefix(a.url, "http://"), nsListen(ns, ":7"))
-	if err := a.loadAs(caddyfile, "text/caddyfile"); err != nil {
+		strings.TrimPrefix(a.URL, "http://"), nsListen(ns, ":7"))
+	if err := a.Load(caddyfile, "caddyfile"); err != nil {
 		t.Fatalf("%v\n%s", err, caddyfile)
 	}
 	c := mustDial(t, ns, "127.0.0.1:7")
