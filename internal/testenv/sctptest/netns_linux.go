@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/caddy-netns/caddy-netns/kernel/nsenter"
 )
 
 // NetnsDir is where named network namespaces are bind-mounted, as iproute2
@@ -108,42 +110,19 @@ func (ns *Netns) Delete() error {
 	return nil
 }
 
-// Do runs fn on a locked OS thread that has entered the namespace, then
-// moves the thread back. fn must not start goroutines that expect to run in
-// the namespace. A nil *Netns runs fn in the current namespace.
+// Do runs fn on a thread that has entered the namespace, through
+// nsenter.Namespace.Do (see there for what fn may do). A nil *Netns runs
+// fn in the current namespace.
 func (ns *Netns) Do(fn func() error) error {
 	if ns == nil {
 		return fn()
 	}
-	target, err := os.Open(ns.Path)
+	n, err := nsenter.Open(ns.Path)
 	if err != nil {
 		return fmt.Errorf("netns %q: %w", ns.Name, err)
 	}
-	defer target.Close()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("netns %q: entering namespace: %w", ns.Name, err)
-			return
-		}
-		ferr := fn()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- errors.Join(ferr, fmt.Errorf("netns %q: restoring namespace: %w", ns.Name, err))
-			return // thread stays locked and is discarded
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
+	defer n.Close()
+	return n.Do(fn)
 }
 
 // Socket creates a socket inside the namespace. Its signature matches
