@@ -2,10 +2,9 @@ package nsnetwork
 
 import (
 	"os"
-	"slices"
-	"strings"
 	"sync"
 
+	"github.com/caddy-netns/caddy-netns/address"
 	"github.com/caddy-netns/caddy-netns/kernel/nsenter"
 )
 
@@ -36,6 +35,7 @@ func RegisterInnerNetwork(network string, n InnerNetwork) {
 		panic("netns: inner network " + network + " already registered")
 	}
 	innerNet[network] = n
+	address.RegisterNetwork(network)
 }
 
 func lookupInner(network string) (InnerNetwork, bool) {
@@ -43,20 +43,6 @@ func lookupInner(network string) (InnerNetwork, bool) {
 	defer innerMu.RUnlock()
 	n, ok := innerNet[network]
 	return n, ok
-}
-
-func innerList() string {
-	innerMu.RLock()
-	defer innerMu.RUnlock()
-	names := make([]string, 0, len(innerNet))
-	for name := range innerNet {
-		names = append(names, name)
-	}
-	if len(names) == 0 {
-		return ""
-	}
-	slices.Sort(names)
-	return ", " + strings.Join(names, ", ")
 }
 
 func isBuiltin(network string) bool {

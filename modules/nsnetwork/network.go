@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/caddy-netns/caddy-netns/address"
 	"net"
 	"os"
 	"syscall"
@@ -33,7 +34,7 @@ func logger() *zap.Logger { return caddy.Log().Named("netns") }
 // is unloaded), so an app that fails half-way through starting cannot leak
 // sockets.
 func ListenNetwork(ctx context.Context, _, host, portRange string, portOffset uint, _ net.ListenConfig) (any, error) {
-	a, err := parse(host, portRange)
+	a, err := address.ParseHostPort(host, portRange)
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +73,7 @@ func Listen(ctx context.Context, a Address, portOffset uint) (any, error) {
 	default:
 		inner, ok := lookupInner(a.Network)
 		if !ok {
-			return nil, checkNetwork(a.Network)
+			return nil, address.CheckNetwork(a.Network)
 		}
 		open = func(ns *nsenter.Namespace) (*os.File, error) {
 			return inner.Socket(ns, a.Network, a.HostPort(portOffset))

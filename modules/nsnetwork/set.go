@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/caddy-netns/caddy-netns/address"
 	"io/fs"
 	"net"
 	"net/netip"
@@ -180,7 +181,7 @@ func listenSet(ctx context.Context, a Address, portOffset uint) (any, error) {
 	case "tcp", "tcp4", "tcp6":
 	default:
 		if _, ok := lookupInner(a.Network); !ok {
-			return nil, checkNetwork(a.Network)
+			return nil, address.CheckNetwork(a.Network)
 		}
 	}
 	key := setKey{dir: dir, glob: glob, network: a.Network, address: a.HostPort(portOffset)}
@@ -378,7 +379,7 @@ func (s *nsSet) reconcile(now time.Time) time.Duration {
 			continue
 		}
 		at := s.waiting[name]
-		if pol.Allows(memberSpec(s.key.dir, name)) != nil {
+		if pol.Allows(address.MemberSpec(s.key.dir, name)) != nil {
 			// Outside the config's allow list: not a member, not
 			// waiting either.
 			if at != nil {
@@ -421,7 +422,7 @@ func (s *nsSet) failed(name string, at *attempt, err error, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	msg := err.Error()
-	spec := memberSpec(s.key.dir, name)
+	spec := address.MemberSpec(s.key.dir, name)
 	if errors.Is(err, nsenter.ErrNotNetns) || errors.Is(err, errNamespaceMoved) {
 		// Most likely `ip netns add` between creating the file and
 		// mounting the namespace on it: look again soon.
@@ -448,7 +449,7 @@ var errNamespaceMoved = errors.New("namespace file changed while its socket was 
 
 // add opens the member for entry name.
 func (s *nsSet) add(pol *allow.Policy, name string, now time.Time) error {
-	spec := memberSpec(s.key.dir, name)
+	spec := address.MemberSpec(s.key.dir, name)
 	ns, err := pol.Open(spec)
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package nsnetwork
 
 import (
 	"cmp"
+	"github.com/caddy-netns/caddy-netns/address"
 	"net"
 	"slices"
 	"strconv"
@@ -76,7 +77,7 @@ func Listeners(kernelConns bool) ([]ListenerInfo, []WaitingInfo) {
 			byKey[k] = append(byKey[k], memberView{name, &m.stats, m})
 		}
 		for entry, at := range s.waiting {
-			waiting = append(waiting, WaitingInfo{Set: name, Namespace: memberSpec(s.key.dir, entry),
+			waiting = append(waiting, WaitingInfo{Set: name, Namespace: address.MemberSpec(s.key.dir, entry),
 				Since: at.first, Retry: at.next, Error: at.lastErr})
 		}
 		s.mu.Unlock()

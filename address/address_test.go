@@ -1,4 +1,4 @@
-package nsnetwork
+package address
 
 import (
 	"strings"
@@ -20,15 +20,15 @@ func TestParseAddress(t *testing.T) {
 		{"netns/[/run/docker/netns/abc/tcp/::]:443", Address{"/run/docker/netns/abc", "tcp", "::", 443, 443}},
 		{"netns/tenant-a.b_c/tcp/localhost:8000", Address{"tenant-a.b_c", "tcp", "localhost", 8000, 8000}},
 	} {
-		got, err := ParseAddress(tc.in)
+		got, err := Parse(tc.in)
 		if err != nil || got != tc.want {
-			t.Errorf("ParseAddress(%q) = %+v, %v; want %+v", tc.in, got, err, tc.want)
+			t.Errorf("Parse(%q) = %+v, %v; want %+v", tc.in, got, err, tc.want)
 			continue
 		}
 		// String gives back something that parses to the same address.
-		again, err := ParseAddress(got.String())
+		again, err := Parse(got.String())
 		if err != nil || again != got {
-			t.Errorf("ParseAddress(%q.String() = %q) = %+v, %v", tc.in, got.String(), again, err)
+			t.Errorf("Parse(%q.String() = %q) = %+v, %v", tc.in, got.String(), again, err)
 		}
 	}
 }
@@ -42,7 +42,7 @@ func TestParseAddressErrors(t *testing.T) {
 		{"netns/ns1//:80", "missing network"},
 		{"netns/ns1/quic/:80", `unknown network "quic"`},
 		{"netns/ns1/unix/:80", `unknown network "unix"`},
-		{"netns/ns1/sctp/:80", "needs the l4sctp app"},
+		{"netns/ns1/sctp/:80", "needs the sctp app"},
 		{"netns/a/b/tcp/:80", `namespace "a/b"`},
 		{"netns/../tcp/:80", `namespace ".."`},
 		{"netns/ns1/tcp/:70000", `port "70000" out of range`},
@@ -52,16 +52,13 @@ func TestParseAddressErrors(t *testing.T) {
 		{"netns/ns1/tcp/::1:80", "too many colons"},
 		{"netns/[ns1/tcp/zz::1]:80", "not a valid IPv6"},
 	} {
-		if _, linked := lookupInner("sctp"); linked && strings.Contains(tc.want, "l4sctp") {
-			continue // l4sctp is in this binary through the root package
-		}
-		_, err := ParseAddress(tc.in)
+		_, err := Parse(tc.in)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("ParseAddress(%q) error = %v; want %q", tc.in, err, tc.want)
+			t.Errorf("Parse(%q) error = %v; want %q", tc.in, err, tc.want)
 			continue
 		}
 		if !strings.Contains(err.Error(), "netns") {
-			t.Errorf("ParseAddress(%q) error %q does not name the address", tc.in, err)
+			t.Errorf("Parse(%q) error %q does not name the address", tc.in, err)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package nsnetwork
+package address
 
 import (
 	"errors"
@@ -57,10 +57,10 @@ func splitPattern(ns string) (dir, glob string, err error) {
 	return dir, glob, nil
 }
 
-// memberSpec is how a set names one of its members to Listen and in the
+// MemberSpec is how a set names one of its members to Listen and in the
 // pool (and so in Sockets and the {l4.netns.name} placeholder): a bare name
 // for entries of /var/run/netns, a path otherwise.
-func memberSpec(dir, name string) string {
+func MemberSpec(dir, name string) string {
 	if dir == filepath.Clean(nsenter.RunDir) {
 		return name
 	}

@@ -1,4 +1,4 @@
-package nsnetwork
+package address
 
 import (
 	"strings"
@@ -7,7 +7,7 @@ import (
 
 // FuzzParseAddress: parsing never panics, every error names the address,
 // and what parses prints back to an address that parses the same.
-// Run longer with: go test -fuzz=FuzzParseAddress -fuzztime=60s ./modules/nsnetwork/
+// Run longer with: go test -fuzz=FuzzParseAddress -fuzztime=60s ./address/
 func FuzzParseAddress(f *testing.F) {
 	for _, s := range []string{
 		"netns/ns1/tcp/:8000",
@@ -24,14 +24,14 @@ func FuzzParseAddress(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		a, err := ParseAddress(s)
+		a, err := Parse(s)
 		if err != nil {
 			if !strings.Contains(err.Error(), "netns") && !strings.Contains(err.Error(), "address") {
 				t.Fatalf("error %q does not name the address", err)
 			}
 			return
 		}
-		b, err := ParseAddress(a.String())
+		b, err := Parse(a.String())
 		if err != nil || b != a {
 			t.Fatalf("%q parsed to %+v, printed as %q, parsed again to %+v, %v", s, a, a.String(), b, err)
 		}
