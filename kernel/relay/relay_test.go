@@ -7,28 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-netns/caddy-netns/internal/testenv/nstest"
 	"github.com/caddy-netns/caddy-netns/kernel/relay"
 )
 
 // tcpPair returns the two ends of a loopback TCP connection.
-func tcpPair(t *testing.T) (*net.TCPConn, *net.TCPConn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close(); s.Close() })
-	return c.(*net.TCPConn), s.(*net.TCPConn)
-}
+func tcpPair(t *testing.T) (*net.TCPConn, *net.TCPConn) { return nstest.TCPPair(t) }
 
 // Bytes flow both ways and the first half-close reaches the other side: the
 // client closes its writing side first and still reads the whole answer.

@@ -44,20 +44,7 @@ type nsBackend = nstest.Backend
 
 func startNSBackend(t testing.TB, ns, addr, tag string) *nsBackend {
 	t.Helper()
-	n, err := nsenter.Open(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
-	ln, err := nsenter.Listen(n, "tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := nsenter.ListenPacket(n, "udp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return nstest.Serve(t, tag, ln, pc)
+	return nstest.StartBackend(t, ns, addr, tag)
 }
 
 // setConfig is a layer4 server listening on the set pattern over tcp and

@@ -7,31 +7,19 @@ import (
 
 	"github.com/mholt/caddy-l4/layer4"
 	"go.uber.org/zap"
+
+	"github.com/caddy-netns/caddy-netns/internal/testenv/nstest"
 )
 
 // rawTCP finds the *net.TCPConn under a layer4 connection (so io.Copy can
 // splice) and hands back the bytes matchers read but nobody consumed,
 // draining them from the connection.
 func TestRawTCPKeepsPrefetchedBytes(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	s, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	c, s := nstest.TCPPair(t)
 
 	cx := layer4.WrapConnection(s, []byte("prefetched"), zap.NewNop())
 	tc, pending, err := rawTCP(cx)
-	if err != nil || tc != s.(*net.TCPConn) || string(pending) != "prefetched" {
+	if err != nil || tc != s || string(pending) != "prefetched" {
 		t.Fatalf("rawTCP: %v, %q, %v", tc, pending, err)
 	}
 	if len(cx.MatchingBytes()) != 0 {

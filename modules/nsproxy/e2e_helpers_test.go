@@ -15,26 +15,11 @@ import (
 	_ "github.com/caddy-netns/caddy-netns"
 	"github.com/caddy-netns/caddy-netns/internal/testenv/e2e"
 	"github.com/caddy-netns/caddy-netns/internal/testenv/nstest"
-	"github.com/caddy-netns/caddy-netns/kernel/nsenter"
 )
 
 func TestMain(m *testing.M) {
 	e2e.MaybeRunCaddy()
 	os.Exit(m.Run())
-}
-
-// openNS opens a namespace by name; "" is the process's own (nil).
-func openNS(t testing.TB, ns string) *nsenter.Namespace {
-	t.Helper()
-	if ns == "" {
-		return nil
-	}
-	n, err := nsenter.Open(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
-	return n
 }
 
 // backend answers each line with "<tag>: <line>" over TCP and UDP on addr
@@ -43,16 +28,7 @@ type backend = nstest.Backend
 
 func startBackend(t testing.TB, ns, addr, tag string) *backend {
 	t.Helper()
-	n := openNS(t, ns)
-	ln, err := nsenter.Listen(n, "tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := nsenter.ListenPacket(n, "udp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return nstest.Serve(t, tag, ln, pc)
+	return nstest.StartBackend(t, ns, addr, tag)
 }
 
 func dialIn(ns, network, addr string) (net.Conn, error) { return nstest.Dial(ns, network, addr) }

@@ -102,3 +102,50 @@ func AskOn(c net.Conn, line string) (string, error) {
 	s, err := bufio.NewReader(c).ReadString('\n')
 	return strings.TrimSpace(s), err
 }
+
+// StartBackend runs a Serve backend on addr, TCP and UDP, inside namespace
+// ns ("" is the process's own). Stop closes its sockets and connections,
+// which would otherwise keep the namespace alive.
+func StartBackend(t testing.TB, ns, addr, tag string) *Backend {
+	t.Helper()
+	var n *nsenter.Namespace
+	if ns != "" {
+		var err error
+		if n, err = nsenter.Open(ns); err != nil {
+			t.Fatal(err)
+		}
+		defer n.Close()
+	}
+	ln, err := nsenter.Listen(n, "tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := nsenter.ListenPacket(n, "udp", addr)
+	if err != nil {
+		ln.Close()
+		t.Fatal(err)
+	}
+	return Serve(t, tag, ln, pc)
+}
+
+// TCPPair returns the two ends of a loopback TCP connection (client,
+// server), closed when the test ends.
+func TCPPair(t testing.TB) (*net.TCPConn, *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ln.Accept()
+	if err != nil {
+		c.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); s.Close() })
+	return c.(*net.TCPConn), s.(*net.TCPConn)
+}
