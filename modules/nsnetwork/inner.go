@@ -10,7 +10,7 @@ import (
 
 // InnerNetwork lets another package serve a network inside namespaces
 // through the netns address grammar and the shared socket pool, as the
-// l4sctp app does for sctp.
+// sctp app (modules/sctpapp) does for sctp.
 type InnerNetwork struct {
 	// Socket creates the bound (and, for streams, listening) socket inside
 	// ns, or in the process's namespace when ns is nil.

@@ -8,7 +8,7 @@ import (
 // An inner network (RegisterInnerNetwork) forms sets like tcp does when
 // its handles are net.Listeners: each member's Accept feeds the set's one
 // listener. An app that wants its own listener type rather than a
-// net.Listener (l4sctp's app asks for AcceptConn) registers a wrapper that
+// net.Listener (the sctp app asks for AcceptConn) registers a wrapper that
 // turns the set's listener into it.
 
 var (

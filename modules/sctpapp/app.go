@@ -8,7 +8,7 @@
 // per message, so it cannot go through caddy-l4's byte-stream handlers;
 // this app forwards whole messages with their metadata (see sctprelay).
 //
-// Listening sockets come from netnslistener's shared pool: the same
+// Listening sockets come from nsnetwork's shared pool: the same
 // address in the old and the new config shares one socket across a
 // reload, and associations already accepted keep running.
 package sctpapp

@@ -17,7 +17,7 @@ import (
 )
 
 // registerInner makes netns/<namespace>/sctp/<host>:<port> (and sctp4,
-// sctp6) listen addresses through netnslistener's socket pool.
+// sctp6) listen addresses through nsnetwork's socket pool.
 func registerInner() {
 	for _, network := range []string{"sctp", "sctp4", "sctp6"} {
 		nsnetwork.RegisterInnerNetwork(network, nsnetwork.InnerNetwork{
