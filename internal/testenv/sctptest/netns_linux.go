@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/caddy-netns/caddy-netns/kernel/nsenter"
@@ -138,53 +139,21 @@ func (ns *Netns) Socket(domain, typ, proto int) (fd int, err error) {
 // LinkUp sets IFF_UP on the named interface of the calling thread's
 // namespace. Call it inside Do (with the thread locked).
 func LinkUp(name string) error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	link, err := netlink.LinkByName(name)
 	if err != nil {
 		return fmt.Errorf("link %q: %w", name, err)
 	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq(name)
-	if err != nil {
-		return fmt.Errorf("link %q: %w", name, err)
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("link %q: getting flags: %w", name, err)
-	}
-	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
-	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+	if err := netlink.LinkSetUp(link); err != nil {
 		return fmt.Errorf("link %q: setting up: %w", name, err)
 	}
 	return nil
 }
 
-func linkFlags(name string) (uint16, error) {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+// linkFlags returns the interface flags (IFF_*) of the named interface.
+func linkFlags(name string) (uint32, error) {
+	link, err := netlink.LinkByName(name)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("link %q: %w", name, err)
 	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq(name)
-	if err != nil {
-		return 0, err
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return 0, fmt.Errorf("link %q: getting flags: %w", name, err)
-	}
-	return ifr.Uint16(), nil
-}
-
-func ifIndex(name string) (int, error) {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return 0, err
-	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq(name)
-	if err != nil {
-		return 0, err
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFINDEX, ifr); err != nil {
-		return 0, fmt.Errorf("link %q: getting index: %w", name, err)
-	}
-	return int(ifr.Uint32()), nil
+	return link.Attrs().RawFlags, nil
 }

@@ -2,7 +2,8 @@
 // the running kernel has SCTP, whether the test runs inside the qemu guest
 // that internal/testenv/sctpvm boots, and (on Linux) it makes throwaway
 // network namespaces and veth pairs without iproute2, because the guest's
-// busybox `ip` cannot.
+// busybox `ip` cannot: through vishvananda/netlink, which works in the
+// guest's static test binaries like anywhere else.
 package sctptest
 
 import (

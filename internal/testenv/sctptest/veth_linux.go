@@ -1,13 +1,14 @@
 package sctptest
 
 import (
-	"encoding/binary"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -42,20 +43,16 @@ func CreateVeth(a, b VethEnd) error {
 	}
 	defer closeB()
 
-	peer := [][]byte{ifInfoMsg(0, 0, 0), nlAttr(unix.IFLA_IFNAME, nlString(b.Name))}
-	if fdB >= 0 {
-		peer = append(peer, nlAttr(unix.IFLA_NET_NS_FD, nlU32(uint32(fdB))))
-	}
-	body := [][]byte{ifInfoMsg(0, 0, 0), nlAttr(unix.IFLA_IFNAME, nlString(a.Name))}
+	la := netlink.NewLinkAttrs()
+	la.Name = a.Name
+	veth := &netlink.Veth{LinkAttrs: la, PeerName: b.Name}
 	if fdA >= 0 {
-		body = append(body, nlAttr(unix.IFLA_NET_NS_FD, nlU32(uint32(fdA))))
+		veth.Namespace = netlink.NsFd(fdA)
 	}
-	body = append(body, nlAttr(unix.IFLA_LINKINFO,
-		nlAttr(unix.IFLA_INFO_KIND, nlString("veth")),
-		nlAttr(unix.IFLA_INFO_DATA, nlAttr(vethInfoPeer, peer...)),
-	))
-	err = nlRequest(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL, body...)
-	if err != nil {
+	if fdB >= 0 {
+		veth.PeerNamespace = netlink.NsFd(fdB)
+	}
+	if err := netlink.LinkAdd(veth); err != nil {
 		return fmt.Errorf("veth %q-%q: creating: %w", a.Name, b.Name, err)
 	}
 	for _, end := range []VethEnd{a, b} {
@@ -122,30 +119,17 @@ func nsFD(ns *Netns) (int, func(), error) {
 // AddAddr adds an address to an interface of the calling thread's namespace
 // (call it inside Netns.Do). IPv6 addresses skip duplicate address detection.
 func AddAddr(ifname string, p netip.Prefix) error {
-	idx, err := ifIndex(ifname)
+	link, err := netlink.LinkByName(ifname)
 	if err != nil {
-		return err
+		return fmt.Errorf("link %q: %w", ifname, err)
 	}
-	family := byte(unix.AF_INET)
-	if p.Addr().Is6() && !p.Addr().Is4In6() {
-		family = unix.AF_INET6
+	ip := p.Addr().Unmap()
+	addr := &netlink.Addr{
+		IPNet: &net.IPNet{IP: ip.AsSlice(), Mask: net.CIDRMask(p.Bits(), ip.BitLen())},
+		Flags: unix.IFA_F_NODAD,
 	}
-	ip := p.Addr().Unmap().AsSlice()
-	msg := make([]byte, unix.SizeofIfAddrmsg)
-	msg[0] = family
-	msg[1] = byte(p.Bits())
-	binary.NativeEndian.PutUint32(msg[4:], uint32(idx))
-	err = nlRequest(unix.RTM_NEWADDR, unix.NLM_F_CREATE|unix.NLM_F_EXCL,
-		msg,
-		nlAttr(unix.IFA_LOCAL, ip),
-		nlAttr(unix.IFA_ADDRESS, ip),
-		nlAttr(unix.IFA_FLAGS, nlU32(unix.IFA_F_NODAD)),
-	)
-	if err != nil {
+	if err := netlink.AddrAdd(link, addr); err != nil {
 		return fmt.Errorf("link %q: adding address %s: %w", ifname, p, err)
 	}
 	return nil
 }
-
-// vethInfoPeer is VETH_INFO_PEER from linux/veth.h.
-const vethInfoPeer = 1
