@@ -4,10 +4,11 @@
 package caddynetns
 
 import (
-	_ "github.com/caddy-netns/caddy-netns/l4sctp"
+	_ "github.com/caddy-netns/caddy-netns/modules/nsadmin"
 	_ "github.com/caddy-netns/caddy-netns/modules/nshttp"
-	_ "github.com/caddy-netns/caddy-netns/netnslistener"
-	_ "github.com/caddy-netns/caddy-netns/netnslistener/nsadmin"
-	_ "github.com/caddy-netns/caddy-netns/netnslistener/nsmatch"
-	_ "github.com/caddy-netns/caddy-netns/netnslistener/nsproxy"
+	_ "github.com/caddy-netns/caddy-netns/modules/nsmatch"
+	_ "github.com/caddy-netns/caddy-netns/modules/nsnetwork"
+	_ "github.com/caddy-netns/caddy-netns/modules/nspolicy"
+	_ "github.com/caddy-netns/caddy-netns/modules/nsproxy"
+	_ "github.com/caddy-netns/caddy-netns/modules/sctpapp"
 )

@@ -1,6 +1,6 @@
 #!/bin/sh
-# Installs what l4sctp/internal/sctpvm needs to run the SCTP tests in a qemu
-# guest on a host whose kernel has no SCTP (see shared/sctp-vm.md):
+# Installs what internal/testenv/sctpvm needs to run the SCTP tests in a qemu
+# guest on a host whose kernel has no SCTP:
 # qemu, Debian's cloud kernel (SCTP as a module) and a static busybox.
 # Idempotent: does nothing when all three are there. Needs root and Debian.
 set -eu

@@ -12,7 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 )
 
-// The capabilities TestUnprivilegedUserWithCapabilities (netnslistener)
+// The capabilities TestUnprivilegedUserWithCapabilities (modules/nsnetwork)
 // proves sufficient, and its sibling tests each necessary.
 var minimalCaps = []string{"CAP_NET_ADMIN", "CAP_NET_BIND_SERVICE", "CAP_SYS_ADMIN"}
 

@@ -447,13 +447,13 @@ done
 
 # SCTP: this host's kernel has no SCTP, so the sctp proxy and a direct
 # association are measured inside a qemu guest by TestSCTPProxyBenchmark
-# (l4sctp/internal/sctpvm). It installs what it needs with
+# (internal/testenv/sctpvm). It installs what it needs with
 # .ci/install-sctp-vm.sh; SCTP=0 skips it.
 if [ "${SCTP:-1}" != 0 ]; then
 	log "SCTP: TestSCTPProxyBenchmark in the qemu guest"
 	if timeout 900 sh "$repo/.ci/install-sctp-vm.sh" >"$work/sctp-install.log" 2>&1 &&
 		(cd "$repo" && export SCTPVM_RUN=TestSCTPProxyBenchmark &&
-			bounded 900 go test -count=1 -v -run TestSCTPGuest ./l4sctp/); then
+			bounded 900 go test -count=1 -v -run TestSCTPGuest ./modules/sctpapp/); then
 		grep -o 'sctp-bench:.*' "$work/out" >&2 || true
 		grep -o 'sctp-bench-csv: .*' "$work/out" | sed 's/^sctp-bench-csv: //' |
 			while IFS=, read -r metric cse value; do record 1 "$cse" "$metric" 1 "$value"; done

@@ -13,8 +13,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
-	"github.com/caddy-netns/caddy-netns/netnslistener/nsenter"
-	"github.com/caddy-netns/caddy-netns/netnslistener/nsmatch"
+	"github.com/caddy-netns/caddy-netns/kernel/nsenter"
+	"github.com/caddy-netns/caddy-netns/modules/nsmatch"
 )
 
 // Placeholders set on a request's replacer by the netns matcher and the

@@ -9,7 +9,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
-	"github.com/caddy-netns/caddy-netns/netnslistener/nsenter"
+	"github.com/caddy-netns/caddy-netns/kernel/nsenter"
 )
 
 func init() {

@@ -9,8 +9,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
-	"github.com/caddy-netns/caddy-netns/netnslistener/nsenter"
-	"github.com/caddy-netns/caddy-netns/netnslistener/nsmatch"
+	"github.com/caddy-netns/caddy-netns/kernel/nsenter"
+	"github.com/caddy-netns/caddy-netns/modules/nsmatch"
 )
 
 func init() {

@@ -7,7 +7,7 @@ import (
 
 	"github.com/pires/go-proxyproto"
 
-	"github.com/caddy-netns/caddy-netns/netnslistener/nsmatch"
+	"github.com/caddy-netns/caddy-netns/modules/nsmatch"
 )
 
 // writeProxyHeader sends the PROXY header (v1 or v2) for the request's

@@ -9,8 +9,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
-	"github.com/caddy-netns/caddy-netns/netnslistener"
-	"github.com/caddy-netns/caddy-netns/netnslistener/nsenter"
+	"github.com/caddy-netns/caddy-netns/kernel/nsenter"
+	"github.com/caddy-netns/caddy-netns/modules/nsnetwork"
 )
 
 // target is a resolved upstream: where to dial, and the key its
@@ -58,13 +58,13 @@ func (t *target) key(client string) string {
 // dial from inside a namespace, or a plain Caddy network address to dial
 // from Caddy's own (tcp, tcp4, tcp6 or unix).
 func parseDial(s string) (*target, error) {
-	if strings.HasPrefix(s, netnslistener.Network+"/") {
+	if strings.HasPrefix(s, nsnetwork.Network+"/") {
 		return parseNetns(s)
 	}
 	a, err := caddy.ParseNetworkAddressWithDefaults(s, "tcp", 0)
 	if err == nil && !isStream(a.Network) && a.Network != "unix" && strings.Contains(s, "/") {
 		// Caddy's health_port rewrite drops the netns/ prefix.
-		if t, nerr := parseNetns(netnslistener.Network + "/" + s); nerr == nil {
+		if t, nerr := parseNetns(nsnetwork.Network + "/" + s); nerr == nil {
 			return t, nil
 		}
 	}
@@ -86,7 +86,7 @@ func parseDial(s string) (*target, error) {
 }
 
 func parseNetns(s string) (*target, error) {
-	a, err := netnslistener.ParseAddress(s)
+	a, err := nsnetwork.ParseAddress(s)
 	if err != nil {
 		return nil, fmt.Errorf("upstream %q: %w", s, err)
 	}

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/caddy-netns/caddy-netns/netnslistener/nsenter"
+	"github.com/caddy-netns/caddy-netns/kernel/nsenter"
 )
 
 func TestParseDial(t *testing.T) {

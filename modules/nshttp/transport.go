@@ -18,8 +18,9 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"go.uber.org/zap"
 
-	"github.com/caddy-netns/caddy-netns/netnslistener/nsenter"
-	"github.com/caddy-netns/caddy-netns/netnslistener/nspolicy"
+	"github.com/caddy-netns/caddy-netns/allow"
+	"github.com/caddy-netns/caddy-netns/kernel/nsenter"
+	"github.com/caddy-netns/caddy-netns/modules/nsnetwork"
 )
 
 func init() {
@@ -54,7 +55,7 @@ type Transport struct {
 	// namespace too. Default: false.
 	ProxyProtocolNetns bool `json:"proxy_protocol_netns,omitempty"`
 
-	policy *nspolicy.Policy
+	policy *allow.Policy
 	logger *zap.Logger
 }
 
@@ -83,7 +84,7 @@ func (t *Transport) Provision(ctx caddy.Context) error {
 	case t.ProxyProtocolNetns && t.ProxyProtocol != "v2":
 		return fmt.Errorf("proxy_protocol_netns: needs proxy_protocol v2, have %q", t.ProxyProtocol)
 	}
-	policy, err := nspolicy.For(ctx)
+	policy, err := nsnetwork.PolicyFor(ctx)
 	if err != nil {
 		return err
 	}

@@ -26,7 +26,7 @@ func init() {
 // failing backend never marks the others down. Use it with the netns
 // transport. Caddy runs no active health checks on dynamic upstreams.
 type Upstreams struct {
-	// Dial is the upstream address, with placeholders.
+	// Dial is the upstream address, with placeholders. Required.
 	Dial string `json:"dial,omitempty"`
 }
 

@@ -36,7 +36,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/caddy-netns/caddy-netns/netnslistener/nsenter"
+	"github.com/caddy-netns/caddy-netns/kernel/nsenter"
 )
 
 const msgSize = 64

@@ -1,0 +1,137 @@
+// Package sctprelay forwards SCTP messages between two associations, as a
+// proxy does, and echoes them, as a test server does. It works on
+// sctpnet.Conn and knows nothing of Caddy.
+//
+// Each message is read whole (sctpnet.Conn.ReadMessage reassembles the
+// pieces up to MSG_EOR) and written as one message with the same stream
+// identifier, the same payload protocol identifier (raw, never
+// byte-swapped) and the same unordered flag.
+//
+// The end of one association is passed on to the other: a graceful
+// SHUTDOWN becomes a Shutdown, an ABORT (or a lost association) an Abort.
+package sctprelay
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"syscall"
+
+	"github.com/caddy-netns/caddy-netns/kernel/sctpnet"
+)
+
+// Stats counts what went one way.
+type Stats struct {
+	Messages int64
+	Bytes    int64
+}
+
+// Result says how a Relay ended.
+type Result struct {
+	// AToB and BToA count the messages forwarded each way.
+	AToB, BToA Stats
+	// Err is nil when both associations ended gracefully, and otherwise
+	// the first reason one was aborted: a read error (matching
+	// sctpnet.ErrAborted when a peer aborted), a message too large, or a
+	// write the other side refused.
+	Err error
+}
+
+// Relay forwards messages between a and b in both directions until both
+// associations have ended, then closes both. A graceful end of one
+// (io.EOF from its reads) shuts the other down gracefully; an abort of
+// one, or any error forwarding, aborts both.
+func Relay(a, b *sctpnet.Conn) Result {
+	var (
+		res  Result
+		wg   sync.WaitGroup
+		once sync.Once
+	)
+	fail := func(err error) { once.Do(func() { res.Err = err }) }
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		res.AToB = forward(b, a, fail)
+	}()
+	res.BToA = forward(a, b, fail)
+	wg.Wait()
+	a.Close()
+	b.Close()
+	return res
+}
+
+// forward copies messages from src to dst until src ends, and passes the
+// way it ended on to dst.
+func forward(dst, src *sctpnet.Conn, fail func(error)) Stats {
+	var (
+		st       Stats
+		buf      []byte
+		draining bool // dst refuses data because it is shutting down
+	)
+	for {
+		msg, info, err := src.ReadMessage(buf)
+		if err != nil {
+			switch {
+			case errors.Is(err, io.EOF):
+				// Both ends may try to shut down: the second attempt
+				// finds the association gone, which is fine.
+				_ = dst.Shutdown()
+			default:
+				fail(err)
+				_ = dst.Abort()
+				_ = src.Abort()
+			}
+			return st
+		}
+		buf = msg
+		if draining {
+			continue
+		}
+		_, err = dst.WriteMsg(msg, Forwarded(info))
+		switch {
+		case err == nil:
+			st.Messages++
+			st.Bytes += int64(len(msg))
+		case errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ESHUTDOWN):
+			// dst is being shut down: its reader will see the end
+			// and shut src down; until then, drop what src sends.
+			draining = true
+		default:
+			fail(fmt.Errorf("forwarding a message of %d bytes on stream %d: %w", len(msg), info.Stream, err))
+			_ = dst.Abort()
+			_ = src.Abort()
+			return st
+		}
+	}
+}
+
+// Forwarded is the send Info that forwards a message received with info:
+// its stream, its PPID unchanged and its unordered flag, nothing else.
+func Forwarded(info sctpnet.Info) sctpnet.Info {
+	return sctpnet.Info{Stream: info.Stream, PPID: info.PPID, Flags: info.Flags & sctpnet.FlagUnordered}
+}
+
+// Echo sends every message read from c back on the same stream with the
+// same PPID and unordered flag until the association ends, then closes c.
+// It returns nil after a graceful end and the reason otherwise; on any
+// error it aborts the association.
+func Echo(c *sctpnet.Conn) error {
+	defer c.Close()
+	var buf []byte
+	for {
+		msg, info, err := c.ReadMessage(buf)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			_ = c.Abort()
+			return err
+		}
+		buf = msg
+		if _, err := c.WriteMsg(msg, Forwarded(info)); err != nil {
+			_ = c.Abort()
+			return fmt.Errorf("echoing a message of %d bytes on stream %d: %w", len(msg), info.Stream, err)
+		}
+	}
+}

@@ -1,0 +1,144 @@
+package nsnetwork
+
+import (
+	"cmp"
+	"net"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/caddy-netns/caddy-netns/address"
+
+	"github.com/caddy-netns/caddy-netns/kernel/nsenter"
+)
+
+// ListenerInfo describes one socket that the netns network holds open in a
+// namespace, for the admin API and metrics.
+type ListenerInfo struct {
+	Socket
+	// Sets lists the set addresses (netns/<pattern>/...) that this socket
+	// is a member of; empty for a socket only named directly.
+	Sets []string
+	// OpenConns is the number of connections accepted through a set from
+	// this socket and not closed yet. With kernel counts asked for, it is
+	// instead the number of TCP connections to this socket's port in its
+	// namespace as the kernel counts them (accepted or queued, not in
+	// TIME_WAIT), for every TCP socket. -1 when unknown (UDP, a socket
+	// outside sets without kernel counts, or a failed count).
+	OpenConns int
+	// Counters of the sets this socket is a member of (zero otherwise).
+	// Accepted counts TCP connections, Errors failed accepts, reads and
+	// writes; the packet and byte counters are UDP datagrams through the
+	// set (In: from clients, Out: replies).
+	Accepted, Errors                         uint64
+	PacketsIn, PacketsOut, BytesIn, BytesOut uint64
+}
+
+// WaitingInfo describes a namespace that matches a set but has no listener
+// yet, and why.
+type WaitingInfo struct {
+	// Set is the set's address, Namespace the member as it would be named.
+	Set, Namespace string
+	// Since is when the set first tried; Retry when it tries next.
+	Since, Retry time.Time
+	// Error is the last failure.
+	Error string
+}
+
+type memberKey struct {
+	id               nsenter.ID
+	network, address string
+}
+
+// Listeners lists every socket the netns network holds open in a
+// namespace, with set membership and counters, sorted by namespace,
+// network and address, and the namespaces that sets are still waiting
+// for. With kernelConns, every TCP socket gets the kernel's count of open
+// connections to its port; that costs a namespace switch and a walk of the
+// kernel's TCP hash table per socket (milliseconds each).
+func Listeners(kernelConns bool) ([]ListenerInfo, []WaitingInfo) {
+	type memberView struct {
+		set   string
+		stats *memberStats
+		m     *member
+	}
+	byKey := map[memberKey][]memberView{}
+	var waiting []WaitingInfo
+	sets.Lock()
+	all := make([]*nsSet, 0, len(sets.m))
+	for _, s := range sets.m {
+		all = append(all, s)
+	}
+	sets.Unlock()
+	for _, s := range all {
+		name := s.address()
+		s.mu.Lock()
+		for _, m := range s.members {
+			k := memberKey{m.id, s.key.network, s.key.address}
+			byKey[k] = append(byKey[k], memberView{name, &m.stats, m})
+		}
+		for entry, at := range s.waiting {
+			waiting = append(waiting, WaitingInfo{Set: name, Namespace: address.MemberSpec(s.key.dir, entry),
+				Since: at.first, Retry: at.next, Error: at.lastErr})
+		}
+		s.mu.Unlock()
+	}
+
+	pool.Lock()
+	socks := make([]ListenerInfo, 0, len(pool.m))
+	files := make([]*socket, 0, len(pool.m))
+	for _, p := range pool.m {
+		if p.opening != nil {
+			continue
+		}
+		socks = append(socks, ListenerInfo{Socket: Socket{
+			Namespace: p.spec, NamespaceID: p.key.ns, Network: p.key.network,
+			Address: p.key.address, Handles: p.refs, Since: p.since,
+		}, OpenConns: -1})
+		files = append(files, p)
+	}
+	pool.Unlock()
+
+	for i := range socks {
+		li := &socks[i]
+		for _, mv := range byKey[memberKey{li.NamespaceID, li.Network, li.Address}] {
+			li.Sets = append(li.Sets, mv.set)
+			li.Accepted += mv.stats.accepted.Load()
+			li.Errors += mv.stats.errors.Load()
+			li.PacketsIn += mv.stats.packetsIn.Load()
+			li.PacketsOut += mv.stats.packetsOut.Load()
+			li.BytesIn += mv.stats.bytesIn.Load()
+			li.BytesOut += mv.stats.bytesOut.Load()
+			if s := mv.m.set; s.stream {
+				li.OpenConns = max(li.OpenConns, 0) + mv.m.openConns()
+			}
+		}
+		if kernelConns && isTCP(li.Network) {
+			li.OpenConns = -1
+			if _, p, err := net.SplitHostPort(li.Address); err == nil {
+				if port, err := strconv.ParseUint(p, 10, 16); err == nil {
+					// The file may be closed meanwhile: then this
+					// fails and the count stays unknown.
+					if n, err := nsenter.OpenTCPConns(files[i].file, uint16(port)); err == nil {
+						li.OpenConns = n
+					}
+				}
+			}
+		}
+	}
+	slices.SortFunc(socks, func(a, b ListenerInfo) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Network, b.Network),
+			cmp.Compare(a.Address, b.Address), cmp.Compare(a.NamespaceID.Ino, b.NamespaceID.Ino))
+	})
+	slices.SortFunc(waiting, func(a, b WaitingInfo) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Set, b.Set))
+	})
+	return socks, waiting
+}
+
+// address returns the set's listen address, for one port.
+func (s *nsSet) address() string {
+	a := s.addr
+	a.StartPort, a.EndPort = s.port, s.port
+	return a.String()
+}

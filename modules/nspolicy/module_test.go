@@ -1,0 +1,35 @@
+package nspolicy
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+)
+
+func TestCaddyfile(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"netns {\n allow ns1 tenant-*\n allow /var/run/docker/netns/\n}", ""},
+		{"netns", ""},
+		{"netns ns1", "wrong argument count"},
+		{"netns {\n allow\n}", "wrong argument count"},
+		{"netns {\n allow a/b\n}", `netns allow "a/b": want a name`},
+		{"netns {\n deny ns1\n}", `unknown netns option "deny"`},
+	} {
+		var a App
+		err := a.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.in))
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%q: %v", tc.in, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%q: %v, want %q", tc.in, err, tc.want)
+		}
+	}
+	var a App
+	if err := a.UnmarshalCaddyfile(caddyfile.NewTestDispenser("netns {\n allow ns1 tenant-*\n allow /x/\n}")); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(a.Allow, " "); got != "ns1 tenant-* /x/" {
+		t.Errorf("allow %q", got)
+	}
+}

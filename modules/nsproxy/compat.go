@@ -1,0 +1,211 @@
+package nsproxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+	"github.com/mholt/caddy-l4/layer4"
+	"github.com/pires/go-proxyproto"
+
+	"github.com/caddy-netns/caddy-netns/modules/nsmatch"
+)
+
+// This file makes netns_proxy accept the config of caddy-l4's proxy
+// (layer4.handlers.proxy) as it is: upstreams[].dial as an array, the
+// upstream TLS options, proxy_protocol; only the addresses change to enter
+// a namespace.
+
+// upstreamCompat holds the options of caddy-l4's upstreams beyond dial.
+type upstreamCompat struct {
+	// TLS, when set, wraps the connection to the upstream in TLS, as
+	// caddy-l4's proxy does. The server name defaults to the upstream's
+	// host. Default: none (plain).
+	TLS *reverseproxy.TLSConfig `json:"tls,omitempty"`
+
+	// ResolverPreference is caddy-l4's address family preference for host
+	// names: ipv4_only, ipv6_only, ipv4_first or ipv6_first. Hosts of
+	// netns addresses are IP addresses, so it only checks the value.
+	// Default: empty.
+	ResolverPreference string `json:"resolver_preference,omitempty"`
+
+	// LocalAddrs is caddy-l4's local_address, which netns_proxy does not
+	// support: a config that sets it fails to load. Default: none.
+	LocalAddrs []string `json:"local_address,omitempty"`
+
+	tlsConfig *tls.Config
+}
+
+// handlerCompat holds the handler options of caddy-l4's proxy beyond
+// upstreams, load balancing and health checks.
+type handlerCompat struct {
+	// ProxyProtocol sends a PROXY protocol header, v1 or v2, to the
+	// upstream before any data, with the client's address as the source,
+	// as caddy-l4's proxy does (inside TLS when the upstream has tls).
+	// Default: none.
+	ProxyProtocol string `json:"proxy_protocol,omitempty"`
+
+	// ProxyProtocolNetns adds a namespace to a v2 header as a NETNS TLV
+	// (type 0x30), as HAProxy does: the one named by the PROXY header the
+	// connection came with, if any ({l4.proxy_protocol.netns}, so a chain
+	// of proxies keeps the origin), else the one it arrived in
+	// ({l4.netns.name}). Default: false.
+	ProxyProtocolNetns bool `json:"proxy_protocol_netns,omitempty"`
+}
+
+// UnmarshalJSON takes dial as a string or, as caddy-l4 writes it, an
+// array of one address. Unknown fields are refused, as Caddy does.
+func (u *Upstream) UnmarshalJSON(b []byte) error {
+	type plain Upstream
+	var aux struct {
+		*plain
+		Dial json.RawMessage `json:"dial,omitempty"`
+	}
+	aux.plain = (*plain)(u)
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&aux); err != nil {
+		return err
+	}
+	dial := bytes.TrimSpace(aux.Dial)
+	switch {
+	case len(dial) == 0 || string(dial) == "null":
+		u.Dial = ""
+	case dial[0] == '[':
+		var list []string
+		if err := json.Unmarshal(dial, &list); err != nil {
+			return fmt.Errorf("dial: %w", err)
+		}
+		switch len(list) {
+		case 0:
+			u.Dial = ""
+		case 1:
+			u.Dial = list[0]
+		default:
+			return fmt.Errorf("dial: %d addresses %q: netns_proxy connects to one address per upstream "+
+				"(caddy-l4 copies the client's bytes to every address of an upstream); write one upstream per address",
+				len(list), list)
+		}
+	default:
+		if err := json.Unmarshal(dial, &u.Dial); err != nil {
+			return fmt.Errorf("dial: %w", err)
+		}
+	}
+	return nil
+}
+
+// UnmarshalJSON refuses caddy-l4's close_if_unhealthy, which netns_proxy
+// does not support, with an error that says so.
+func (a *ActiveHealthChecks) UnmarshalJSON(b []byte) error {
+	type plain ActiveHealthChecks
+	var aux struct {
+		*plain
+		CloseIfUnhealthy bool `json:"close_if_unhealthy,omitempty"`
+	}
+	aux.plain = (*plain)(a)
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&aux); err != nil {
+		return err
+	}
+	if aux.CloseIfUnhealthy {
+		return errors.New("close_if_unhealthy: not supported by netns_proxy")
+	}
+	return nil
+}
+
+// provisionCompat checks the caddy-l4 options and prepares the upstreams'
+// TLS configs.
+func (h *Handler) provisionCompat(ctx caddy.Context) error {
+	switch h.ProxyProtocol {
+	case "", "v1", "v2":
+	default:
+		return fmt.Errorf("proxy_protocol %q: want v1 or v2", h.ProxyProtocol)
+	}
+	if h.ProxyProtocolNetns && h.ProxyProtocol != "v2" {
+		return fmt.Errorf("proxy_protocol_netns: needs proxy_protocol v2, have %q", h.ProxyProtocol)
+	}
+	for i, u := range h.Upstreams {
+		if u == nil {
+			continue
+		}
+		switch u.ResolverPreference {
+		case "", "ipv4_only", "ipv6_only", "ipv4_first", "ipv6_first":
+		default:
+			return fmt.Errorf("upstreams[%d]: resolver_preference %q: want ipv4_only, ipv6_only, ipv4_first or ipv6_first", i, u.ResolverPreference)
+		}
+		if len(u.LocalAddrs) > 0 {
+			return fmt.Errorf("upstreams[%d]: local_address %q: not supported by netns_proxy", i, u.LocalAddrs)
+		}
+		if u.TLS != nil {
+			cfg, err := u.TLS.MakeTLSClientConfig(ctx)
+			if err != nil {
+				return fmt.Errorf("upstreams[%d]: tls: %w", i, err)
+			}
+			if cfg == nil {
+				cfg = new(tls.Config)
+			}
+			u.tlsConfig = cfg
+		}
+	}
+	return nil
+}
+
+// wrapUpstream puts TLS and the PROXY header on a new upstream
+// connection, in caddy-l4's order.
+func (h *Handler) wrapUpstream(cx *layer4.Connection, u *Upstream, t *target, up net.Conn) (net.Conn, error) {
+	if u.tlsConfig != nil {
+		timeout := time.Duration(h.DialTimeout)
+		if u.TLS.HandshakeTimeout > 0 {
+			timeout = time.Duration(u.TLS.HandshakeTimeout)
+		}
+		ctx, cancel := context.WithTimeout(h.ctx, timeout)
+		defer cancel()
+		cfg := u.tlsConfig.Clone()
+		if cfg.ServerName == "" {
+			host, _, _ := net.SplitHostPort(t.hostport)
+			cfg.ServerName, _, _ = strings.Cut(host, "%")
+		} else if strings.Contains(cfg.ServerName, "{") {
+			cfg.ServerName = cx.Replacer().ReplaceAll(cfg.ServerName, "")
+		}
+		tc := tls.Client(up, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return nil, fmt.Errorf("upstream %s: TLS handshake: %w", t, err)
+		}
+		up = tc
+	}
+	if h.ProxyProtocol != "" {
+		v := byte(1)
+		if h.ProxyProtocol == "v2" {
+			v = 2
+		}
+		hdr := proxyproto.HeaderProxyFromAddrs(v, cx.RemoteAddr(), cx.LocalAddr())
+		if h.ProxyProtocolNetns {
+			// The origin namespace a received PROXY header named, as
+			// HAProxy forwards it; else the one the connection arrived in.
+			ns, _ := nsmatch.ProxyNetns(nsmatch.ProxyHeader(cx))
+			if ns == "" {
+				if a, err := nsmatch.Of(cx); err == nil {
+					ns = a.Name
+				}
+			}
+			if ns != "" {
+				if err := hdr.SetTLVs([]proxyproto.TLV{{Type: nsmatch.TLVTypeNetns, Value: []byte(ns)}}); err != nil {
+					return nil, fmt.Errorf("upstream %s: NETNS TLV: %w", t, err)
+				}
+			}
+		}
+		if _, err := hdr.WriteTo(up); err != nil {
+			return nil, fmt.Errorf("upstream %s: PROXY header: %w", t, err)
+		}
+	}
+	return up, nil
+}

@@ -1,0 +1,333 @@
+// Package nsproxy is a layer4 proxy handler (layer4.handlers.netns_proxy)
+// whose upstreams may live in other network namespaces, named with the
+// listen grammar: netns/<namespace>/<network>/<ip>:<port>.
+//
+// Only the upstream socket's creation happens in the namespace; the
+// connect and all I/O run in the netpoller, so no OS thread is held per
+// connection. Between plain TCP connections bulk transfers are moved by
+// the kernel (splice), small messages through a pooled buffer; see package
+// relay.
+package nsproxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/mholt/caddy-l4/layer4"
+	"github.com/mholt/caddy-l4/modules/l4proxy"
+	"go.uber.org/zap"
+
+	"github.com/caddy-netns/caddy-netns/allow"
+	"github.com/caddy-netns/caddy-netns/kernel/relay"
+	"github.com/caddy-netns/caddy-netns/modules/nsmatch"
+	"github.com/caddy-netns/caddy-netns/modules/nsnetwork"
+)
+
+func init() {
+	caddy.RegisterModule(&Handler{})
+}
+
+// Handler proxies layer4 connections (TCP and UDP) to upstreams that may be
+// in other network namespaces. Each upstream has one address; for each
+// connection the load balancing policy picks an available upstream, and a
+// failed connect moves on to the next one.
+type Handler struct {
+	// Upstreams are the backends. Required: at least one.
+	Upstreams []*Upstream `json:"upstreams,omitempty"`
+
+	// DialTimeout bounds each connect to an upstream. Default: 5s.
+	DialTimeout caddy.Duration `json:"dial_timeout,omitempty"`
+
+	// LoadBalancing chooses among the upstreams. Default: random, one
+	// attempt per upstream.
+	LoadBalancing *LoadBalancing `json:"load_balancing,omitempty"`
+
+	// HealthChecks mark upstreams down and up. Default: none.
+	HealthChecks *HealthChecks `json:"health_checks,omitempty"`
+
+	handlerCompat // caddy-l4's proxy_protocol (compat.go)
+
+	ctx    caddy.Context
+	logger *zap.Logger
+	policy *allow.Policy
+	seen   *seenTargets // targets of placeholder upstreams the active checks follow
+}
+
+// CaddyModule returns the Caddy module information.
+func (*Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "layer4.handlers.netns_proxy",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision parses the upstreams, loads the selection policy and starts the
+// active health checker.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.ctx = ctx
+	h.logger = ctx.Logger()
+	policy, err := nsnetwork.PolicyFor(ctx)
+	if err != nil {
+		return err
+	}
+	h.policy = policy
+	if h.DialTimeout == 0 {
+		h.DialTimeout = caddy.Duration(5 * time.Second)
+	}
+	if h.LoadBalancing == nil {
+		h.LoadBalancing = new(LoadBalancing)
+	}
+	if h.LoadBalancing.SelectionPolicyRaw != nil {
+		mod, err := ctx.LoadModule(h.LoadBalancing, "SelectionPolicyRaw")
+		if err != nil {
+			return fmt.Errorf("load_balancing.selection: %w", err)
+		}
+		h.LoadBalancing.policy = mod.(l4proxy.Selector)
+	} else {
+		h.LoadBalancing.policy = &l4proxy.RandomSelection{}
+	}
+	if h.LoadBalancing.TryDuration > 0 && h.LoadBalancing.TryInterval == 0 {
+		h.LoadBalancing.TryInterval = caddy.Duration(250 * time.Millisecond)
+	}
+
+	var passive *PassiveHealthChecks
+	if h.HealthChecks != nil && h.HealthChecks.Passive != nil {
+		passive = h.HealthChecks.Passive
+		if passive.MaxFails == 0 {
+			passive.MaxFails = 1
+		}
+	}
+	if len(h.Upstreams) == 0 {
+		return errors.New("no upstreams")
+	}
+	if err := h.provisionCompat(ctx); err != nil {
+		return err
+	}
+	repl := caddy.NewReplacer()
+	for i, u := range h.Upstreams {
+		if u == nil || u.Dial == "" {
+			return fmt.Errorf("upstreams[%d]: missing dial address", i)
+		}
+		u.Dial = repl.ReplaceKnown(u.Dial, "")
+		if !strings.Contains(u.Dial, "{") {
+			t, err := parseTarget(u.Dial)
+			if err != nil {
+				return fmt.Errorf("upstreams[%d]: %w", i, err)
+			}
+			if t.ns != "" {
+				if err := h.policy.Allows(t.ns); err != nil {
+					return fmt.Errorf("upstreams[%d]: upstream %q: namespace %q: %w", i, u.Dial, t.ns, err)
+				}
+			}
+			u.target = t
+			u.state = holdState(keyOf(t))
+		}
+		u.arrival = strings.Contains(u.Dial, "{"+nsmatch.PlaceholderName+"}")
+		u.shadow = &l4proxy.Upstream{Dial: []string{u.Dial}, Weight: u.Weight}
+		u.passive = passive
+		if passive != nil && u.MaxConnections == 0 {
+			u.MaxConnections = passive.UnhealthyConnectionCount
+		}
+	}
+
+	if h.HealthChecks != nil && h.HealthChecks.Active != nil {
+		a := h.HealthChecks.Active
+		if a.Interval == 0 {
+			a.Interval = caddy.Duration(30 * time.Second)
+		}
+		if a.Timeout == 0 {
+			a.Timeout = caddy.Duration(5 * time.Second)
+		}
+		if a.Port < 0 || a.Port > 65535 {
+			return fmt.Errorf("health_checks.active.port %d out of range", a.Port)
+		}
+		dials := make([]string, len(h.Upstreams))
+		for i, u := range h.Upstreams {
+			dials[i] = u.Dial
+		}
+		h.seen = newSeenTargets(10*time.Duration(a.Interval), strings.Join(dials, "\x00"))
+		go h.activeHealthChecker(ctx)
+	}
+	return nil
+}
+
+// Cleanup releases the upstreams' shared state. A connection still being
+// handled keeps using it; it is only no longer shared.
+func (h *Handler) Cleanup() error {
+	for _, u := range h.Upstreams {
+		if u != nil && u.state != nil && !u.released {
+			u.released = true
+			u.state.release()
+		}
+	}
+	h.seen.close()
+	return nil
+}
+
+// Handle proxies cx to an upstream. Its log lines carry the namespace the
+// connection arrived in (netns) and the upstream.
+func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
+	// Nothing here is computed unless a line is logged or a placeholder is
+	// read: short connections are dominated by such per-connection work.
+	ns := arrivalName{cx}
+	log := h.logger.WithLazy(zap.Stringer("netns", ns),
+		zap.String("network", cx.LocalAddr().Network()),
+		zap.Stringer("local", cx.LocalAddr()),
+		zap.Stringer("remote", cx.RemoteAddr()))
+	nsmatch.Provide(cx, func(err error) {
+		log.Warn("arrival namespace unknown; {l4.netns.*} placeholders are empty", zap.Error(err))
+	})
+
+	c, up, err := h.connect(cx, log)
+	if err != nil {
+		return fmt.Errorf("netns %q: %s connection from %s: %w", ns, cx.LocalAddr().Network(), cx.RemoteAddr(), err)
+	}
+	t := c.t
+	if c.held {
+		defer c.st.release()
+	}
+	defer c.st.conns.Add(-1)
+	defer func() { up.Close() }()
+	if up, err = h.wrapUpstream(cx, c.u, t, up); err != nil {
+		return fmt.Errorf("netns %q: %w", ns, err)
+	}
+	log = log.WithLazy(zap.Stringer("upstream", t))
+
+	start := time.Now()
+	var res relay.Result
+	splice := false
+	if upTCP, ok := up.(*net.TCPConn); ok {
+		down, pending, err := rawTCP(cx)
+		if err != nil {
+			return fmt.Errorf("netns %q: reading matched bytes: %w", ns, err)
+		}
+		if down != nil {
+			splice = true
+			if len(pending) > 0 {
+				if _, err := upTCP.Write(pending); err != nil {
+					return fmt.Errorf("netns %q: upstream %s: %w", ns, t, err)
+				}
+			}
+			log.Debug("proxying", zap.Bool("splice", true))
+			res = relay.Pipe(down, upTCP)
+			res.Up += int64(len(pending))
+		}
+	}
+	if !splice {
+		log.Debug("proxying", zap.Bool("splice", false))
+		res = relay.Pipe(downConn{cx}, up)
+	}
+	log.Debug("connection closed",
+		zap.Int64("bytes_up", res.Up), zap.Int64("bytes_down", res.Down),
+		zap.Duration("duration", time.Since(start)), zap.Error(res.Err))
+	return nil
+}
+
+// arrivalName names the namespace a connection arrived in when it is
+// printed; "" when that is unknown.
+type arrivalName struct{ cx *layer4.Connection }
+
+func (a arrivalName) String() string {
+	arr, _ := nsmatch.Of(a.cx)
+	return arr.Name
+}
+
+// connect picks upstreams and dials them until one answers: within an
+// attempt every available upstream is tried once; attempts repeat every
+// try_interval for try_duration. The candidate returned has its connection
+// counted and, if held, must be released by the caller.
+func (h *Handler) connect(cx *layer4.Connection, log *zap.Logger) (*cand, net.Conn, error) {
+	cands, lastErr := h.resolve(cx, log)
+	var chosen *cand
+	defer func() {
+		for i := range cands {
+			if c := &cands[i]; c.held && c != chosen {
+				c.st.release()
+			}
+		}
+	}()
+	start := time.Now()
+	for {
+		skip := map[*Upstream]bool{}
+		for {
+			c := h.pick(cx, cands, skip)
+			if c == nil {
+				break
+			}
+			skip[c.u] = true
+			c.st.conns.Add(1)
+			ctx, cancel := context.WithTimeout(h.ctx, time.Duration(h.DialTimeout))
+			up, err := dial(ctx, h.policy, c.t)
+			cancel()
+			if err == nil {
+				chosen = c
+				return c, up, nil
+			}
+			c.st.conns.Add(-1)
+			lastErr = fmt.Errorf("upstream %s: %w", c.t, err)
+			log.Warn("connecting to upstream failed; trying the next", zap.String("upstream", c.t.String()), zap.Error(err))
+			h.countFailure(c)
+		}
+		if lastErr == nil {
+			lastErr = errors.New("no upstream available")
+		}
+		if time.Since(start) >= time.Duration(h.LoadBalancing.TryDuration) {
+			return nil, nil, lastErr
+		}
+		select {
+		case <-time.After(time.Duration(h.LoadBalancing.TryInterval)):
+		case <-h.ctx.Done():
+			return nil, nil, lastErr
+		}
+	}
+}
+
+// resolve returns the upstreams as targets for cx: placeholders replaced,
+// and each target's state held for the connection. An upstream whose
+// address does not parse is left out; the error is returned.
+func (h *Handler) resolve(cx *layer4.Connection, log *zap.Logger) ([]cand, error) {
+	var repl *caddy.Replacer
+	var lastErr error
+	cands := make([]cand, 0, len(h.Upstreams))
+	for _, u := range h.Upstreams {
+		if u.target != nil {
+			cands = append(cands, cand{u: u, t: u.target, st: u.state})
+			continue
+		}
+		if repl == nil {
+			repl = cx.Replacer()
+		}
+		t, err := parseTarget(repl.ReplaceAll(u.Dial, ""))
+		if err != nil {
+			lastErr = err
+			log.Warn("upstream address", zap.String("upstream", u.Dial), zap.Error(err))
+			continue
+		}
+		if u.arrival && t.ns != "" {
+			// The upstream names the arrival namespace: dial into that
+			// very namespace, not whatever has its name by now.
+			if arr, err := nsmatch.Of(cx); err == nil && arr.Name == t.ns {
+				t.id = arr.ID
+			}
+		}
+		k := keyOf(t)
+		st := holdState(k)
+		h.seen.note(u, t, k, st)
+		cands = append(cands, cand{u: u, t: t, st: st, held: true})
+	}
+	return cands, lastErr
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner     = (*Handler)(nil)
+	_ caddy.CleanerUpper    = (*Handler)(nil)
+	_ layer4.NextHandler    = (*Handler)(nil)
+	_ caddyfile.Unmarshaler = (*Handler)(nil)
+)

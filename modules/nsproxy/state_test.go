@@ -1,0 +1,137 @@
+package nsproxy
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddy-netns/caddy-netns/internal/testenv/nstest"
+)
+
+func stateCount() int {
+	states.Lock()
+	defer states.Unlock()
+	return len(states.m)
+}
+
+func testKey(i int) stateKey {
+	return stateKey{network: "tcp", hostport: fmt.Sprintf("127.0.0.%d:80", i)}
+}
+
+// A state lives while something holds it: a connection, then a
+// remembered failure until fail_duration has passed.
+func TestStateForgottenWhenUnheld(t *testing.T) {
+	before := stateCount()
+	u := &Upstream{Dial: "x", passive: &PassiveHealthChecks{FailDuration: caddy.Duration(50 * time.Millisecond), MaxFails: 1}}
+	st := holdState(testKey(201))
+	if holdState(testKey(201)) != st {
+		t.Fatal("the same target got two states")
+	}
+	st.release()
+	h := &Handler{}
+	h.countFailure(&cand{u: u, st: st})
+	st.release()
+	if got := stateCount(); got != before+1 {
+		t.Fatalf("states with a remembered failure: %d, want %d", got, before+1)
+	}
+	if u.available(st) {
+		t.Error("target available with max_fails reached")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for stateCount() != before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := stateCount(); got != before {
+		t.Fatalf("states after the failure was forgotten: %d, want %d", got, before)
+	}
+	if fresh := holdState(testKey(201)); fresh == st || fresh.fails.Load() != 0 {
+		t.Error("a forgotten target kept its failures")
+	} else {
+		fresh.release()
+	}
+}
+
+// Past maxStates new targets are not remembered, and the map never grows
+// beyond it.
+func TestStatesCapped(t *testing.T) {
+	defer func(n int) { maxStates = n }(maxStates)
+	before := stateCount()
+	maxStates = before + 3
+	var held []*state
+	for i := range 10 {
+		held = append(held, holdState(testKey(i)))
+	}
+	if got := stateCount(); got != maxStates {
+		t.Errorf("states: %d, want the cap %d", got, maxStates)
+	}
+	for _, st := range held {
+		st.release()
+	}
+	if got := stateCount(); got != before {
+		t.Errorf("states after release: %d, want %d", got, before)
+	}
+}
+
+// The active checks of a placeholder upstream follow the targets that
+// connections resolved to, and forget a target whose namespace is gone
+// (its state with it), one not resolved to for the TTL, and the least
+// recently used one past maxSeen.
+func TestSeenTargetsEvicted(t *testing.T) {
+	nstest.Require(t)
+	nss := nstest.Add(t, 2)
+	before := stateCount()
+	seen := newSeenTargets(time.Hour, t.Name())
+	defer seen.close()
+	u := &Upstream{Dial: "netns/{l4.netns.name}/tcp/127.0.0.1:80"}
+	note := func(ns string) stateKey {
+		tg := &target{ns: ns, network: "tcp", hostport: "127.0.0.1:80", id: nstest.ID(t, ns)}
+		k := keyOf(tg)
+		st := holdState(k)
+		seen.note(u, tg, k, st)
+		st.release() // the connection ends
+		return k
+	}
+	k0 := note(nss[0])
+	note(nss[1])
+	if got := len(seen.sweep(time.Now())); got != 2 {
+		t.Fatalf("targets to check: %d, want 2", got)
+	}
+	nstest.Del(nss[0])
+	checks := seen.sweep(time.Now())
+	if len(checks) != 1 || checks[0].t.ns != nss[1] {
+		t.Fatalf("after deleting %s: checks %v, want only %s", nss[0], checks, nss[1])
+	}
+	states.Lock()
+	_, kept := states.m[k0]
+	states.Unlock()
+	if kept {
+		t.Errorf("state of the deleted namespace's target kept")
+	}
+	if got := len(seen.sweep(time.Now().Add(2 * time.Hour))); got != 0 {
+		t.Errorf("targets to check after the TTL: %d, want 0", got)
+	}
+	if got := stateCount(); got != before {
+		t.Errorf("states: %d, want %d", got, before)
+	}
+
+	defer func(n int) { maxSeen = n }(maxSeen)
+	maxSeen = 2
+	for i := range 5 {
+		tg := &target{network: "tcp", hostport: fmt.Sprintf("127.0.0.%d:80", i+1)}
+		k := keyOf(tg)
+		st := holdState(k)
+		seen.note(u, tg, k, st)
+		st.release()
+		time.Sleep(time.Millisecond)
+	}
+	checks = seen.sweep(time.Now())
+	if len(checks) != 2 || checks[0].t.hostport < "127.0.0.4" || checks[1].t.hostport < "127.0.0.4" {
+		t.Errorf("past maxSeen: %v, want the two most recent", checks)
+	}
+	seen.close()
+	if got := stateCount(); got != before {
+		t.Errorf("states after close: %d, want %d", got, before)
+	}
+}

@@ -1,0 +1,255 @@
+// Package sctpapp is a Caddy app that proxies SCTP associations, in Caddy's
+// own network namespace (listen address sctp/<host>:<port>) and inside
+// other ones (netns/<namespace>/sctp/<host>:<port>), in the style of
+// caddy-l4: servers with listen addresses and routes whose handlers are
+// modules in the sctp.handlers namespace (proxy, echo).
+//
+// SCTP keeps message boundaries, streams and a payload protocol identifier
+// per message, so it cannot go through caddy-l4's byte-stream handlers;
+// this app forwards whole messages with their metadata (see sctprelay).
+//
+// Listening sockets come from nsnetwork's shared pool: the same
+// address in the old and the new config shares one socket across a
+// reload, and associations already accepted keep running.
+package sctpapp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/caddy-netns/caddy-netns/kernel/nsenter"
+	"github.com/caddy-netns/caddy-netns/kernel/sctpnet"
+	"github.com/caddy-netns/caddy-netns/modules/nsnetwork"
+)
+
+func init() {
+	caddy.RegisterModule(new(App))
+}
+
+// App is the sctp app: SCTP servers, each with listen addresses and routes.
+type App struct {
+	// Servers to run, by a name of your choosing. Default: none (the
+	// app then does nothing).
+	Servers map[string]*Server `json:"servers,omitempty"`
+
+	ctx       caddy.Context
+	logger    *zap.Logger
+	listeners []Listener
+}
+
+// Server accepts SCTP associations on its listen addresses and hands each
+// to its route's handler.
+type Server struct {
+	// Listen addresses: sctp/<host>:<port> (or sctp4, sctp6) in Caddy's
+	// own network namespace, or netns/<namespace>/sctp/<host>:<port>
+	// inside a network namespace (a name under /var/run/netns or an
+	// absolute path). An empty host listens on all addresses; a port
+	// range listens on each port. Required: at least one.
+	Listen []string `json:"listen,omitempty"`
+
+	// Routes handle the associations. There are no matchers yet: the
+	// first route handles every association, and it must have exactly one
+	// handler. Required: exactly one route.
+	Routes []*Route `json:"routes,omitempty"`
+
+	name    string
+	logger  *zap.Logger
+	addrs   []caddy.NetworkAddress
+	handler Handler
+}
+
+// Route is a list of handlers.
+type Route struct {
+	// Handlers for the associations of this route, modules in the
+	// sctp.handlers namespace, named by their "handler" key. Required:
+	// exactly one.
+	HandlersRaw []json.RawMessage `json:"handle,omitempty" caddy:"namespace=sctp.handlers inline_key=handler"`
+
+	handlers []Handler
+}
+
+// Handler handles SCTP associations. Modules in the sctp.handlers
+// namespace implement it.
+type Handler interface {
+	// HandleSCTP handles one association until it ends. The server
+	// closes c after HandleSCTP returns. The returned error explains an
+	// abnormal end (an abort, an unreachable upstream); it is logged at
+	// debug level, since ABORTs are part of normal SCTP life.
+	HandleSCTP(c *sctpnet.Conn) error
+}
+
+// Listener is what the sctp networks return to Caddy: a handle on a shared
+// listening SCTP socket.
+type Listener interface {
+	AcceptConn(ctx context.Context) (*sctpnet.Conn, error)
+	Addr() net.Addr
+	Close() error
+}
+
+// CaddyModule returns the Caddy module information.
+func (*App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "sctp",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// Provision parses the listen addresses and loads the handlers.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.ctx = ctx
+	a.logger = ctx.Logger()
+	for name, s := range a.Servers {
+		if s == nil {
+			return fmt.Errorf("server %q: empty", name)
+		}
+		if err := s.provision(ctx, name, a.logger.With(zap.String("server", name))); err != nil {
+			return fmt.Errorf("server %q: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func (s *Server) provision(ctx caddy.Context, name string, logger *zap.Logger) error {
+	s.name, s.logger = name, logger
+	if len(s.Listen) == 0 {
+		return errors.New("listen: no address")
+	}
+	for i, addr := range s.Listen {
+		na, err := parseListenAddress(addr)
+		if err != nil {
+			return fmt.Errorf("listen[%d]: %w", i, err)
+		}
+		s.addrs = append(s.addrs, na)
+	}
+	for i, r := range s.Routes {
+		if r == nil {
+			return fmt.Errorf("routes[%d]: empty", i)
+		}
+		mods, err := ctx.LoadModule(r, "HandlersRaw")
+		if err != nil {
+			return fmt.Errorf("routes[%d]: loading handlers: %w", i, err)
+		}
+		for _, m := range mods.([]any) {
+			r.handlers = append(r.handlers, m.(Handler))
+		}
+	}
+	switch {
+	case len(s.Routes) == 0 || len(s.Routes[0].handlers) == 0:
+		return errors.New("routes: the first route needs a handler")
+	case len(s.Routes) > 1 || len(s.Routes[0].handlers) > 1:
+		return errors.New("routes: only one route with one handler is supported (there are no matchers yet)")
+	}
+	s.handler = s.Routes[0].handlers[0]
+	return nil
+}
+
+// parseListenAddress accepts sctp, sctp4 and sctp6 addresses in Caddy's
+// namespace or inside one.
+func parseListenAddress(addr string) (caddy.NetworkAddress, error) {
+	na, err := caddy.ParseNetworkAddress(addr)
+	if err != nil {
+		return na, err
+	}
+	network := na.Network
+	if network == nsnetwork.Network {
+		a, err := nsnetwork.ParseAddress(addr)
+		if err != nil {
+			return na, err
+		}
+		network = a.Network
+	}
+	if !isSCTP(network) {
+		return na, fmt.Errorf("address %q: network %q is not SCTP: want sctp/<host>:<port> or netns/<namespace>/sctp/<host>:<port> (or sctp4, sctp6)", addr, network)
+	}
+	return na, nil
+}
+
+func isSCTP(network string) bool {
+	switch strings.ToLower(network) {
+	case "sctp", "sctp4", "sctp6":
+		return true
+	}
+	return false
+}
+
+// Start listens on every server's addresses and starts accepting.
+func (a *App) Start() error {
+	for _, s := range a.Servers {
+		for _, na := range s.addrs {
+			lns, err := na.ListenAll(a.ctx, net.ListenConfig{})
+			if err != nil {
+				return fmt.Errorf("server %q: %w", s.name, err)
+			}
+			for _, h := range lns {
+				ln, ok := h.(Listener)
+				if !ok {
+					if c, ok := h.(interface{ Close() error }); ok {
+						_ = c.Close()
+					}
+					return fmt.Errorf("server %q: address %s: got a %T, not an SCTP listener", s.name, na, h)
+				}
+				a.listeners = append(a.listeners, ln)
+				go s.serve(ln)
+			}
+		}
+	}
+	return nil
+}
+
+// Stop closes the listeners. Associations already accepted keep running
+// until they end, so a reload does not cut them.
+func (a *App) Stop() error {
+	for _, ln := range a.listeners {
+		if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			a.logger.Error("closing listener", zap.Stringer("address", ln.Addr()), zap.Error(err))
+		}
+	}
+	a.listeners = nil
+	return nil
+}
+
+// serve accepts associations until ln is closed.
+func (s *Server) serve(ln Listener) {
+	log := s.logger.With(zap.Stringer("local", ln.Addr()))
+	log.Debug("accepting")
+	delay := time.Duration(0)
+	for {
+		c, err := ln.AcceptConn(context.Background())
+		if errors.Is(err, net.ErrClosed) {
+			log.Debug("listener closed")
+			return
+		}
+		if err != nil {
+			// Out of descriptors or memory: back off as net/http does.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			log.Error("accepting an association", zap.Error(err), zap.Duration("retry_in", delay))
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		nsenter.Busy() // idle threads left by a burst are ended after it
+		go s.handle(c, log)
+	}
+}
+
+func (s *Server) handle(c *sctpnet.Conn, log *zap.Logger) {
+	log = log.With(zap.Stringer("remote", c.RemoteAddr()))
+	log.Debug("association accepted")
+	err := s.handler.HandleSCTP(c)
+	_ = c.Close()
+	log.Debug("association ended", zap.Error(err))
+}
+
+// Interface guards
+var (
+	_ caddy.App         = (*App)(nil)
+	_ caddy.Provisioner = (*App)(nil)
+)

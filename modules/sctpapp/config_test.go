@@ -1,0 +1,34 @@
+package sctpapp_test
+
+import (
+	"strings"
+	"testing"
+)
+
+// Configs the app refuses at provisioning, before any socket exists, so
+// these run on any host.
+func TestConfigErrors(t *testing.T) {
+	a := startCaddy(t)
+	echo := `{"handler":"echo"}`
+	proxy := func(dial string) string { return `{"handler":"proxy","upstreams":[{"dial":["` + dial + `"]}]}` }
+	for _, tc := range []struct{ name, server, want string }{
+		{"no listen", `{"routes":[{"handle":[` + echo + `]}]}`, "listen: no address"},
+		{"tcp listen", `{"listen":["tcp/:38412"],"routes":[{"handle":[` + echo + `]}]}`, `network "tcp" is not SCTP`},
+		{"netns udp listen", `{"listen":["netns/ns1/udp/:38412"],"routes":[{"handle":[` + echo + `]}]}`, `network "udp" is not SCTP`},
+		{"no route", `{"listen":["sctp/:38412"]}`, "the first route needs a handler"},
+		{"two handlers", `{"listen":["sctp/:38412"],"routes":[{"handle":[` + echo + `,` + echo + `]}]}`, "only one route with one handler"},
+		{"two routes", `{"listen":["sctp/:38412"],"routes":[{"handle":[` + echo + `]},{"handle":[` + echo + `]}]}`, "only one route with one handler"},
+		{"unknown handler", `{"listen":["sctp/:38412"],"routes":[{"handle":[{"handler":"teleport"}]}]}`, "sctp.handlers.teleport"},
+		{"no upstream", `{"listen":["sctp/:38412"],"routes":[{"handle":[{"handler":"proxy"}]}]}`, "upstreams: none configured"},
+		{"tcp upstream", `{"listen":["sctp/:38412"],"routes":[{"handle":[` + proxy("tcp/127.0.0.1:80") + `]}]}`, `upstreams[0].dial[0]: dial address "tcp/127.0.0.1:80": network "tcp" is not SCTP`},
+		{"upstream name in netns", `{"listen":["sctp/:38412"],"routes":[{"handle":[` + proxy("netns/ns2/sctp/amf.example:38412") + `]}]}`, "must be an IP address"},
+	} {
+		err := a.load(a.sctpConfig(map[string]string{"n2": tc.server}, ""))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: load error %v; want %q", tc.name, err, tc.want)
+		}
+		if err != nil && !strings.Contains(err.Error(), `server "n2"`) {
+			t.Errorf("%s: load error %q does not name the server", tc.name, err)
+		}
+	}
+}

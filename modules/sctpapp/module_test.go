@@ -1,0 +1,111 @@
+package sctpapp
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+)
+
+func TestParseTarget(t *testing.T) {
+	for _, tc := range []struct {
+		in                    string
+		ns, network, hostport string
+		err                   string
+	}{
+		{in: "sctp/127.0.0.1:38412", network: "sctp", hostport: "127.0.0.1:38412"},
+		{in: "sctp6/[::1]:2905", network: "sctp6", hostport: "[::1]:2905"},
+		{in: "SCTP4/gw.example:2905", network: "sctp4", hostport: "gw.example:2905"},
+		{in: "netns/ns2/sctp/10.0.0.2:38412", ns: "ns2", network: "sctp", hostport: "10.0.0.2:38412"},
+		{in: "netns//run/netns/x/sctp/10.0.0.2:1", ns: "/run/netns/x", network: "sctp", hostport: "10.0.0.2:1"},
+		{in: "netns/[ns2/sctp6/fd00::2]:38412", ns: "ns2", network: "sctp6", hostport: "[fd00::2]:38412"},
+		{in: "127.0.0.1:38412", err: "missing network"},
+		{in: "tcp/127.0.0.1:38412", err: `network "tcp" is not SCTP`},
+		{in: "netns/ns2/tcp/10.0.0.2:80", err: `network "tcp" is not SCTP`},
+		{in: "netns/ns2/sctp/gw.example:80", err: "must be an IP address"},
+		{in: "sctp/:38412", err: "missing host"},
+		{in: "sctp/127.0.0.1:1-2", err: "port ranges"},
+		{in: "netns/ns2/sctp/10.0.0.2:1-2", err: "port ranges"},
+		{in: "sctp/127.0.0.1", err: "127.0.0.1"},
+	} {
+		got, err := parseTarget(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("parseTarget(%q) = %+v, %v; want error with %q", tc.in, got, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got.ns != tc.ns || got.network != tc.network || got.hostport != tc.hostport {
+			t.Errorf("parseTarget(%q) = %+v, %v; want ns %q network %q hostport %q", tc.in, got, err, tc.ns, tc.network, tc.hostport)
+		}
+	}
+}
+
+func TestParseListenAddress(t *testing.T) {
+	for _, tc := range []struct{ in, err string }{
+		{in: "sctp/:38412"},
+		{in: "sctp4/127.0.0.1:38412-38413"},
+		{in: "sctp6/[::1]:38412"},
+		{in: "netns/ns1/sctp/:38412"},
+		{in: "netns/[ns1/sctp6/::1]:38412"},
+		{in: ":38412", err: `network "tcp" is not SCTP`},
+		{in: "udp/:38412", err: `network "udp" is not SCTP`},
+		{in: "netns/ns1/tcp/:38412", err: `network "tcp" is not SCTP`},
+		{in: "netns/ns1/:38412", err: "missing"},
+	} {
+		_, err := parseListenAddress(tc.in)
+		if tc.err == "" && err != nil {
+			t.Errorf("parseListenAddress(%q): %v", tc.in, err)
+		}
+		if tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("parseListenAddress(%q) = %v; want error with %q", tc.in, err, tc.err)
+		}
+	}
+}
+
+func TestCaddyfileErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, in, err string
+		unm           caddyfile.Unmarshaler
+	}{
+		{"proxy option", "proxy {\n bogus\n}", `unrecognized proxy option "bogus"`, new(Proxy)},
+		{"empty upstream", "proxy {\n upstream\n}", "wrong argument count", new(Proxy)},
+		{"dial_timeout value", "proxy a {\n dial_timeout soon\n}", "dial_timeout", new(Proxy)},
+		{"dial_timeout args", "proxy a {\n dial_timeout 1s 2s\n}", "wrong argument count", new(Proxy)},
+		{"echo args", "echo loud", "wrong argument count", new(Echo)},
+		{"echo block", "echo {\n loud\n}", "no options", new(Echo)},
+		{"route matcher", "sctp/:1 {\n route @m {\n echo\n }\n}", "matchers are not supported", new(Server)},
+		{"server option", "sctp/:1 {\n idle_timeout 1s\n}", `unrecognized sctp server option "idle_timeout"`, new(Server)},
+		{"unknown handler", "sctp/:1 {\n route {\n teleport\n }\n}", "sctp.handlers.teleport", new(Server)},
+	} {
+		d := caddyfile.NewTestDispenser(tc.in)
+		if _, ok := tc.unm.(*Server); ok {
+			d.Next()
+		}
+		err := tc.unm.UnmarshalCaddyfile(d)
+		if err == nil || !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("%s: %v; want error with %q", tc.name, err, tc.err)
+		}
+	}
+}
+
+func TestProxyCaddyfile(t *testing.T) {
+	p := new(Proxy)
+	d := caddyfile.NewTestDispenser("proxy sctp/127.0.0.1:1 netns/ns2/sctp/10.0.0.2:2 {\n upstream sctp/127.0.0.1:3 sctp/127.0.0.1:4\n dial_timeout 2s\n}")
+	if err := p.UnmarshalCaddyfile(d); err != nil {
+		t.Fatal(err)
+	}
+	var got [][]string
+	for _, u := range p.Upstreams {
+		got = append(got, u.Dial)
+	}
+	want := "[[sctp/127.0.0.1:1] [netns/ns2/sctp/10.0.0.2:2] [sctp/127.0.0.1:3 sctp/127.0.0.1:4]]"
+	if s := fmt.Sprint(got); s != want {
+		t.Errorf("upstreams %s, want %s", s, want)
+	}
+	if time.Duration(p.DialTimeout) != 2*time.Second {
+		t.Errorf("dial_timeout %v", p.DialTimeout)
+	}
+}

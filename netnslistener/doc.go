@@ -1,4 +1,0 @@
-// Package netnslistener registers the "netns" network with Caddy, so that
-// any Caddy app that listens through caddy.NetworkAddress can open its
-// sockets inside a Linux network namespace.
-package netnslistener
