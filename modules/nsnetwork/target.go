@@ -9,8 +9,6 @@ import (
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
-
-	"github.com/caddy-netns/caddy-netns/address"
 )
 
 // Target is a parsed address to dial.
@@ -54,7 +52,7 @@ func ParseTarget(s, what, defaultNetwork string, checkNetwork func(network strin
 		}
 		t, start, end = Target{Network: strings.ToLower(na.Network), Host: na.Host}, na.StartPort, na.EndPort
 	}
-	if err := address.CheckNetwork(t.Network); err != nil {
+	if err := checkNetwork(t.Network); err != nil {
 		return fail(err)
 	}
 	switch {
