@@ -146,6 +146,7 @@ busy=$(ss -Hltnu "( sport = :$BACKEND_PORT or sport = :$IPERF_PORT or sport = :$
 work=$(mktemp -d /tmp/caddy-netns-bench.XXXXXX)
 cg= # the cgroup that measures the proxy's CPU time (see cpu_ns)
 pgids=()   # process groups we started (each with setsid)
+tracer=    # the process group of the strace running now
 created=0  # namespaces created so far
 veths=0    # veths created so far (cnbr1..)
 extra_ns=() # namespaces the set case added while running
@@ -169,6 +170,8 @@ cleanup() {
 	log "cleaning up"
 	# a running load: timeout leads a process group of its own
 	[ -z "${cur:-}" ] || stop_groups "$cur"
+	# strace first, so the proxy it traces is detached before it is stopped
+	[ -z "${tracer:-}" ] || stop_groups "$tracer"
 	stop_groups "${pgids[@]}"
 	local i
 	if [ "$veths" -gt 0 ]; then
@@ -465,7 +468,7 @@ reload_case() {
 strace_case() {
 	local cse=$1 n=$2 run=$3 eaddr=$4 pid=${case_pgids[0]} spid done=0 el bound=$((DUR * 10 > 30 ? DUR * 10 : 30))
 	start strace strace -c -f -qq -o "$work/strace-$cse.out" -p "$pid"
-	spid=$last_pid
+	spid=$last_pid tracer=$last_pid
 	sleep 1 # attach to every thread
 	if bounded $((bound + 20)) "$LOAD" connrate -prefix "$PREFIX" -n "$n" -addr "$eaddr" -c 32 \
 		-count "$STRACE_CONNS" -d "${bound}s"; then
@@ -475,6 +478,7 @@ strace_case() {
 	for _ in $(seq 100); do kill -0 "$spid" 2>/dev/null || break; sleep 0.1; done
 	kill -KILL "$spid" 2>/dev/null || true
 	wait "$spid" 2>/dev/null || true
+	tracer=
 	local g keep=()
 	for g in "${pgids[@]}"; do [ "$g" = "$spid" ] || keep+=("$g"); done
 	pgids=("${keep[@]}")
@@ -514,7 +518,7 @@ udp1_case() {
 	[ "$cse" = direct ] || c1=$(cpu_ns $(case_pids))
 	read -r r sent got <"$work/out"
 	record "$n" "$cse" udp1_pps "$run" "$r"
-	record "$n" "$cse" udp1_loss_pct "$run" "$(awk -v r="$r" -v s="$sent" 'BEGIN {printf "%.1f", s > 0 ? (s - r) * 100 / s : 0}')"
+	record "$n" "$cse" udp1_loss_pct "$run" "$(awk -v r="$r" -v s="$sent" 'BEGIN {printf "%.1f", (s > 0) ? (s - r) * 100 / s : 0}')"
 	if [ "$cse" != direct ] && [ "${got:-0}" -gt 0 ]; then
 		record "$n" "$cse" udp1_cpu_ns "$run" \
 			"$(awk -v d="$((${c1% *} - ${c0% *} + ${c1#* } - ${c0#* }))" -v g="$got" 'BEGIN {printf "%.0f", d / g}')"
