@@ -3,11 +3,13 @@
 # HAProxy, socat and a direct connection, for the same traffic (issue 6).
 # Run as root on Linux:
 #
-#   examples/bench/bench.sh quick    # N = 1 and 100, 3 runs x 2 s loads (~7 min)
-#   examples/bench/bench.sh full     # N = 1, 100 and 1000, 5 runs x 3 s (~25 min)
+#   examples/bench/bench.sh quick    # N = 1 and 100, 3 runs x 2 s loads
+#   examples/bench/bench.sh full     # N = 1, 100 and 1000, 5 runs x 3 s
+#   NS_LIST="1000 10000" CASES="ours set haproxy" RUNS=3 examples/bench/bench.sh full
+#                                    # the fan-in sizes of issue 15
 #
 # It creates namespaces ${PREFIX}1..${PREFIX}N (default prefix cnb-), each
-# with lo up and a veth to the root namespace (fixed MACs, permanent
+# with lo up, and a veth to the root namespace in the first $VETHS (fixed MACs, permanent
 # neighbour entries, so 1000 veths do not overflow the neighbour table), the
 # backend address $BACKEND_IP on the root side of the first veth, and the
 # backends on 127.0.0.1 and $BACKEND_IP: a Go echo
@@ -43,8 +45,10 @@
 # connection each, rotating over the namespaces) and the proxy's CPU time
 # (user, system, both) per connection during it, echo p50/p99 on one
 # persistent connection, UDP request/response rate (32 flows), UDP one-way
-# throughput (one flow of 1400-byte datagrams from the first namespace to a
-# sink, pps received and proxy CPU per datagram), threads again at the end
+# throughput (one flow of 1400-byte datagrams, sent unpaced from the first
+# namespace to port 8002 there and on to a sink: datagrams/s received,
+# the share lost on the way, proxy CPU per datagram received; not HAProxy),
+# threads again at the end
 # of the loads and 1 s later; then, off the clock of the figures above: for
 # our Caddy cases the goroutines (admin /debug/pprof/goroutine, taken right
 # after bring-up) and a second POST /load of the same config
@@ -57,7 +61,9 @@
 # $APPEAR_RUNS); and stop the proxy. Then SCTP: the sctp app's proxy against a
 # direct association, in a qemu guest (TestSCTPProxyBenchmark; this host
 # has no SCTP; SCTP=0 skips it). It prints one table of medians with
-# ratios to HAProxy and to direct, checks the targets of issue 6, and writes
+# ratios to HAProxy and to direct (and the marginal RSS per listener from
+# one N to the next), the system-call tables side by side, checks the
+# targets of issues 6, 15 and 16, and writes
 # $OUT.raw.csv (every sample) and $OUT.csv (medians and ratios).
 #
 # N may be up to 10000 and more (the fd limit is raised to match); veths
@@ -77,7 +83,8 @@
 # $NET_PREFIX.0.0/20), BACKEND_IP (10.214.0.1).
 #
 # Every load is bounded in time (and wrapped in timeout); everything the
-# script creates (namespaces, veths, processes, its
+# script creates (namespaces, veths, processes, strace, the set case's bind
+# mounts and added namespaces, the cgroup, its
 # temporary directory) is removed by a trap on exit.
 set -euo pipefail
 
