@@ -72,6 +72,9 @@
 # at a larger N. lo is brought up in every namespace by the load program.
 #
 # Environment: NS_LIST, RUNS, DUR (seconds per load), CASES, BASELINE, SCTP, OUT, PREFIX,
+# PER_NS (the listeners in every namespace: "tcp:8000 tcp:8001 udp:8000";
+# the others only in the first; "tcp:8000 udp:8000" is issue 15's TCP + UDP
+# in each, "tcp:8000" one listener each where descriptors are short),
 # STRACE (1; 0 skips the system-call table), STRACE_CONNS (1000 connections
 # under strace), UDP1 (1; 0 skips the one-way case), APPEAR_RUNS (5),
 # RELOAD_SAMPLE (8 namespaces whose listeners are compared across the
@@ -103,6 +106,14 @@ esac
 : "${NET_PREFIX:=10.213}" "${BACKEND_IP:=10.214.0.1}"
 : "${STRACE:=1}" "${STRACE_CONNS:=1000}" "${UDP1:=1}" "${APPEAR_RUNS:=5}" "${RELOAD_SAMPLE:=8}"
 : "${ADMIN_PORT:=17003}" "${SINK_PORT:=17002}"
+# PER_NS: the listeners every namespace gets; the others of the three
+# listen in the first namespace only (where iperf3 and the one-way UDP run)
+: "${PER_NS:=tcp:8000 tcp:8001 udp:8000}"
+nlisten=0
+for w in $PER_NS; do
+	case $w in tcp:8000 | tcp:8001 | udp:8000) nlisten=$((nlisten + 1)) ;; *) echo "PER_NS: unknown listener $w (tcp:8000, tcp:8001, udp:8000)" >&2; exit 2 ;; esac
+done
+[[ " $PER_NS " == *" tcp:8000 "* ]] || { echo "PER_NS must contain tcp:8000 (the probe and the connection-rate load use it)" >&2; exit 2; }
 : "${OUT:=$PWD/netns-bench-$(date -u +%Y%m%dT%H%M%SZ)}"
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -202,10 +213,12 @@ trap 'exit 143' TERM
 
 # Every namespace costs the proxy up to 3 listening sockets and the load
 # program one namespace handle: raise the hard limit where N needs it.
-want_fds=$((maxn * 4 + 8192))
+# (one per PER_NS entry) plus a margin for the loads' connections.
+want_fds=$((maxn * (nlisten > 1 ? nlisten : 1) + 1024))
 if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt "$want_fds" ]; then
 	[ "$want_fds" -le "$(cat /proc/sys/fs/nr_open)" ] || die "N=$maxn needs $want_fds descriptors; fs.nr_open is $(cat /proc/sys/fs/nr_open)"
-	ulimit -Hn "$want_fds" || die "cannot raise the descriptor limit to $want_fds"
+	ulimit -Hn "$want_fds" 2>/dev/null ||
+		die "N=$maxn with $nlisten listeners per namespace ($PER_NS) needs $want_fds descriptors in one process; the hard RLIMIT_NOFILE is $(ulimit -Hn) and cannot be raised here (raising it needs CAP_SYS_RESOURCE): at most N=$((($(ulimit -Hn) - 1024) / nlisten)), or fewer listeners per namespace (PER_NS=\"tcp:8000\")"
 fi
 ulimit -n "$(ulimit -Hn)"
 export XDG_CONFIG_HOME=$work/xdg XDG_DATA_HOME=$work/xdg # Caddy keeps its autosave there
@@ -284,11 +297,12 @@ render() {
 	local tmpl=$1 n=$2 handler=$3 set=${4:-}
 	sed -e "s/@BACKEND_PORT@/$BACKEND_PORT/g" -e "s/@IPERF_PORT@/$IPERF_PORT/g" \
 		-e "s/@SINK_PORT@/$SINK_PORT/g" -e "s/@ADMIN_PORT@/$ADMIN_PORT/g" "$tmpl" |
-		awk -v n="$n" -v p="$PREFIX" -v h="$handler" -v set="$set" '
+		awk -v n="$n" -v p="$PREFIX" -v h="$handler" -v set="$set" -v perns=" $PER_NS " '
 		/^[ \t]*@LISTEN [a-z0-9]+ [0-9]+@[ \t]*$/ {
 			match($0, /^[ \t]*/); ind = substr($0, 1, RLENGTH)
 			split(substr($0, RLENGTH + 1), a, /[ @]+/)
-			if (set != "") printf "%s\"netns/%s/%s/:%s\"\n", ind, set, a[3], a[4]
+			if (index(perns, " " a[3] ":" a[4] " ") == 0) printf "%s\"netns/%s1/%s/:%s\"\n", ind, p, a[3], a[4]
+			else if (set != "") printf "%s\"netns/%s/%s/:%s\"\n", ind, set, a[3], a[4]
 			else for (i = 1; i <= n; i++) printf "%s\"netns/%s%d/%s/:%s\"%s\n", ind, p, i, a[3], a[4], (i < n ? "," : "")
 			next
 		}
@@ -301,7 +315,8 @@ render() {
 		/^[ \t]*@BIND [0-9]+@[ \t]*$/ {
 			match($0, /^[ \t]*/); ind = substr($0, 1, RLENGTH)
 			split(substr($0, RLENGTH + 1), a, /[ @]+/)
-			for (i = 1; i <= n; i++) printf "%sbind 0.0.0.0:%s namespace %s%d\n", ind, a[3], p, i
+			m = (index(perns, " tcp:" a[3] " ") == 0) ? 1 : n
+			for (i = 1; i <= m; i++) printf "%sbind 0.0.0.0:%s namespace %s%d\n", ind, a[3], p, i
 			next
 		}
 		{
@@ -595,7 +610,14 @@ stop_case() {
 	case_pgids=()
 }
 
-listeners_of() { case $1 in haproxy) echo 2 ;; *) echo 3 ;; esac; }
+# listeners per namespace: socat always makes all three; HAProxy has no UDP
+listeners_of() {
+	case $1 in
+	socat) echo 3 ;;
+	haproxy) local w c=0; for w in $PER_NS; do [[ $w != tcp:* ]] || c=$((c + 1)); done; echo "$c" ;;
+	*) echo "$nlisten" ;;
+	esac
+}
 
 # measure CASE N RUN
 measure() {
@@ -623,6 +645,7 @@ measure() {
 		record "$n" "$cse" threads "$run" "$th"
 		record "$n" "$cse" procs "$run" "$pr"
 		record "$n" "$cse" rss_mib "$run" "$(awk -v r="$rss" 'BEGIN {printf "%.1f", r / 1024}')"
+		record "$n" "$cse" listeners_per_ns "$run" "$(listeners_of "$cse")"
 		record "$n" "$cse" rss_per_listener_kib "$run" \
 			"$(awk -v r="$rss" -v n="$n" -v l="$(listeners_of "$cse")" 'BEGIN {printf "%.2f", r / (n * l)}')"
 		if is_caddy "$cse"; then
@@ -663,7 +686,9 @@ measure() {
 		record "$n" "$cse" echo_p99_us "$run" "${s#* }"
 	fi
 	if [ "$cse" != haproxy ]; then
-		bounded $((DUR + 20)) "$LOAD" udp -prefix "$PREFIX" -n "$n" -addr "$eaddr" -c 32 -d "${DUR}s" &&
+		local un=$n
+		[[ $cse == socat || $cse == direct || " $PER_NS " == *" udp:8000 "* ]] || un=1
+		bounded $((DUR + 20)) "$LOAD" udp -prefix "$PREFIX" -n "$un" -addr "$eaddr" -c 32 -d "${DUR}s" &&
 			record "$n" "$cse" udp_pps "$run" "$(<"$work/out")"
 		[ "$UDP1" = 0 ] || udp1_case "$cse" "$n" "$run"
 	fi

@@ -582,18 +582,26 @@ func report(args []string) error {
 		}
 		return median(v), len(v), true
 	}
+	// listeners per namespace of a case at n, as bench.sh recorded it
+	// (before it did: HAProxy 2, the others 3)
+	perNS := func(n int, c string) float64 {
+		if v, _, ok := med(n, c, "listeners_per_ns"); ok && v > 0 {
+			return v
+		}
+		if c == "haproxy" {
+			return 2
+		}
+		return 3
+	}
 	// What one more listener costs from one N to the next, without the
 	// process's base: the difference of the median RSS over the difference
-	// of listeners (HAProxy 2 per namespace, the others 3).
+	// of listeners.
 	for i := 1; i < len(nlist); i++ {
 		for _, c := range cases {
 			r0, _, ok0 := med(nlist[i-1], c, "rss_mib")
 			r1, _, ok1 := med(nlist[i], c, "rss_mib")
 			if ok0 && ok1 {
-				l := 3.0
-				if c == "haproxy" {
-					l = 2
-				}
+				l := perNS(nlist[i], c)
 				vals[key{nlist[i], c, "rss_marginal_kib"}] = []float64{(r1 - r0) * 1024 / (float64(nlist[i]-nlist[i-1]) * l)}
 			}
 		}
@@ -718,10 +726,7 @@ func report(args []string) error {
 			r0, _, ok0 := med(small, c, "rss_mib")
 			r1, _, ok1 := med(big, c, "rss_mib")
 			if ok0 && ok1 {
-				l := 3.0
-				if c == "haproxy" {
-					l = 2
-				}
+				l := perNS(big, c)
 				fmt.Printf("  (info)  %-58s %.1f KiB\n", fmt.Sprintf("marginal RSS per listener, %s, N=%d..%d", c, small, big),
 					(r1-r0)*1024/(float64(big-small)*l))
 			}
