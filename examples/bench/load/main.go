@@ -45,6 +45,16 @@ import (
 
 const msgSize = 64
 
+// The namespace calls the other files of this program use; nsenter is
+// imported here only.
+type namespace = nsenter.Namespace
+
+var (
+	openNamespace = nsenter.Open
+	namespacePath = nsenter.Path
+	dialIn        = nsenter.Dial
+)
+
 func main() {
 	if len(os.Args) < 2 {
 		fmt.Fprintln(os.Stderr, "usage: load backend|wait|connrate|echo|udp|iperf|report|loup|binddir|udp1|appear [flags]")

@@ -14,13 +14,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/caddy-netns/caddy-netns/netnslistener/nsenter"
 	"golang.org/x/sys/unix"
 )
 
 // setLoUp brings lo up inside ns with one ioctl on a socket made there (no
 // process per namespace, unlike `ip -n NS link set lo up`).
-func setLoUp(ns *nsenter.Namespace) error {
+func setLoUp(ns *namespace) error {
 	fd, err := ns.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
 	if err != nil {
 		return fmt.Errorf("socket in %s: %w", ns, err)
@@ -54,7 +53,7 @@ func loUp(args []string) error {
 	for range 8 {
 		wg.Go(func() {
 			for i := range next {
-				ns, err := nsenter.Open(*prefix + strconv.Itoa(i))
+				ns, err := openNamespace(*prefix + strconv.Itoa(i))
 				if err == nil {
 					err = setLoUp(ns)
 					ns.Close()
@@ -101,7 +100,7 @@ func bindDir(args []string) error {
 	}
 	for i := 1; i <= *n; i++ {
 		name := *prefix + strconv.Itoa(i)
-		src, err := nsenter.Path(name)
+		src, err := namespacePath(name)
 		if err != nil {
 			return err
 		}
@@ -139,7 +138,7 @@ func appear(args []string) error {
 	if out, err := exec.CommandContext(ctx, "ip", "netns", "add", *name).CombinedOutput(); err != nil {
 		return fmt.Errorf("ip netns add %s: %v: %s", *name, err, out)
 	}
-	ns, err := nsenter.Open(*name)
+	ns, err := openNamespace(*name)
 	if err != nil {
 		return err
 	}

@@ -9,8 +9,6 @@ import (
 	"net"
 	"sync/atomic"
 	"time"
-
-	"github.com/caddy-netns/caddy-netns/netnslistener/nsenter"
 )
 
 // udpOneWay sends -size byte datagrams as fast as it can on one flow from
@@ -52,7 +50,7 @@ func udpOneWay(args []string) error {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	c, err := nsenter.Dial(ctx, nss[0], "udp", *addr)
+	c, err := dialIn(ctx, nss[0], "udp", *addr)
 	cancel()
 	if err != nil {
 		return err
