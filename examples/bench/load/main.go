@@ -12,6 +12,10 @@
 //	load udp     -prefix cnb- -n N -addr ... -c 32 -d 5s           replies/s
 //	load iperf   < iperf3.json                                     Gbit/s
 //	load report  -raw raw.csv -out summary.csv -gomaxprocs 2       the table
+//	load loup    -prefix cnb- -n N                                 lo up in every namespace
+//	load binddir -prefix cnb- -n N -dir D                          D/cnb-i bind-mounts /var/run/netns/cnb-i
+//	load udp1    -prefix cnb- -addr ... -sink ... -d 5s            one-way UDP: received/s sent/s received
+//	load appear  -name cnb-x1 -addr ... -timeout 10s               ms from "ip netns add" to an answer
 //
 // The backend answers fixed 64-byte messages: it echoes each one, and
 // closes the connection after echoing a message that starts with 'Q' (a
@@ -41,9 +45,19 @@ import (
 
 const msgSize = 64
 
+// The namespace calls the other files of this program use; nsenter is
+// imported here only.
+type namespace = nsenter.Namespace
+
+var (
+	openNamespace = nsenter.Open
+	namespacePath = nsenter.Path
+	dialIn        = nsenter.Dial
+)
+
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: load backend|wait|connrate|echo|udp|iperf|report [flags]")
+		fmt.Fprintln(os.Stderr, "usage: load backend|wait|connrate|echo|udp|iperf|report|loup|binddir|udp1|appear [flags]")
 		os.Exit(2)
 	}
 	cmd, args := os.Args[1], os.Args[2:]
@@ -63,6 +77,14 @@ func main() {
 		err = iperf()
 	case "report":
 		err = report(args)
+	case "loup":
+		err = loUp(args)
+	case "binddir":
+		err = bindDir(args)
+	case "udp1":
+		err = udpOneWay(args)
+	case "appear":
+		err = appear(args)
 	default:
 		err = fmt.Errorf("unknown command %q", cmd)
 	}
@@ -79,6 +101,7 @@ type clientFlags struct {
 	addr   string
 	c      int
 	d      time.Duration
+	count  int64
 }
 
 func parseClient(name string, args []string, f *clientFlags) error {
@@ -88,6 +111,7 @@ func parseClient(name string, args []string, f *clientFlags) error {
 	fs.StringVar(&f.addr, "addr", "127.0.0.1:8000", "address to connect to, inside each namespace")
 	fs.IntVar(&f.c, "c", 32, "concurrent clients")
 	fs.DurationVar(&f.d, "d", 5*time.Second, "duration of the load")
+	fs.Int64Var(&f.count, "count", 0, "connrate: stop after this many transactions (0: run for -d); it prints the number done instead of a rate")
 	return fs.Parse(args)
 }
 
@@ -181,6 +205,7 @@ func wait(args []string) error {
 	addr := fs.String("addr", "127.0.0.1:8000", "address inside each namespace")
 	since := fs.Int64("since", 0, "start time, Unix nanoseconds (default: now)")
 	timeout := fs.Duration("timeout", 120*time.Second, "give up after")
+	every := fs.Duration("every", 5*time.Millisecond, "pause between tries in one namespace")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -211,7 +236,7 @@ func wait(args []string) error {
 						failed.Add(1)
 						break
 					}
-					time.Sleep(5 * time.Millisecond)
+					time.Sleep(*every)
 				}
 			}
 		})
@@ -266,7 +291,7 @@ func connrate(args []string) error {
 	if err != nil {
 		return err
 	}
-	var ok, bad atomic.Int64
+	var ok, bad, started atomic.Int64
 	var firstErr atomic.Value
 	end := time.Now().Add(f.d)
 	start := time.Now()
@@ -274,6 +299,9 @@ func connrate(args []string) error {
 	for w := range f.c {
 		wg.Go(func() {
 			for k := 0; time.Now().Before(end); k++ {
+				if f.count > 0 && started.Add(1) > f.count {
+					return
+				}
 				ns := nss[(w+k*f.c)%len(nss)]
 				if err := transact(ns, f.addr, 'Q', 2*time.Second); err != nil {
 					bad.Add(1)
@@ -288,6 +316,10 @@ func connrate(args []string) error {
 	el := time.Since(start).Seconds()
 	if b := bad.Load(); b > 0 {
 		fmt.Fprintf(os.Stderr, "connrate: %d failed transactions (first: %v)\n", b, firstErr.Load())
+	}
+	if f.count > 0 {
+		fmt.Printf("%d %.3f\n", ok.Load(), el)
+		return nil
 	}
 	fmt.Printf("%.0f\n", float64(ok.Load())/el)
 	return nil
@@ -455,6 +487,17 @@ var metrics = []metricInfo{
 	{"procs", "processes", false},
 	{"rss_mib", "RSS, MiB (idle, after bring-up)", false},
 	{"rss_per_listener_kib", "RSS per listener, KiB", false},
+	{"rss_marginal_kib", "  marginal RSS/listener from prev. N, KiB", false},
+	{"goroutines", "goroutines (idle, after bring-up)", false},
+	{"reload_ms", "reload of the same config (POST /load), ms", false},
+	{"reload_recreated", "  sampled listeners re-created by it", false},
+	{"reload_sampled", "  listeners sampled", false},
+	{"reload_new_sockets", "  new sockets in the process (not admin)", false},
+	{"appear_ms", "set member up after ip netns add, ms", false},
+	{"udp1_pps", "UDP one-way 1400 B, datagrams/s received", true},
+	{"udp1_loss_pct", "  lost between sender and sink, %", false},
+	{"udp1_cpu_ns", "  proxy CPU per datagram received, ns", false},
+	{"sc_total", "system calls per connection (strace -c)", false},
 	{"sctp_msgs_per_s", "SCTP 1 KiB msgs/s (guest, 64 in flight)", true},
 	{"sctp_rtt_p50_us", "SCTP 64 B round trip p50, µs (guest)", false},
 	{"sctp_rtt_p99_us", "SCTP 64 B round trip p99, µs (guest)", false},
@@ -462,7 +505,7 @@ var metrics = []metricInfo{
 
 // allCases is the order of the table's columns; only cases with data are
 // shown.
-var allCases = []string{"ours", "base", "l4proxy", "haproxy", "socat", "direct"}
+var allCases = []string{"ours", "set", "base", "l4proxy", "haproxy", "socat", "direct"}
 
 func median(v []float64) float64 {
 	s := append([]float64(nil), v...)
@@ -549,6 +592,30 @@ func report(args []string) error {
 		}
 		return median(v), len(v), true
 	}
+	// listeners per namespace of a case at n, as bench.sh recorded it
+	// (before it did: HAProxy 2, the others 3)
+	perNS := func(n int, c string) float64 {
+		if v, _, ok := med(n, c, "listeners_per_ns"); ok && v > 0 {
+			return v
+		}
+		if c == "haproxy" {
+			return 2
+		}
+		return 3
+	}
+	// What one more listener costs from one N to the next, without the
+	// process's base: the difference of the median RSS over the difference
+	// of listeners.
+	for i := 1; i < len(nlist); i++ {
+		for _, c := range cases {
+			r0, _, ok0 := med(nlist[i-1], c, "rss_mib")
+			r1, _, ok1 := med(nlist[i], c, "rss_mib")
+			if ok0 && ok1 {
+				l := perNS(nlist[i], c)
+				vals[key{nlist[i], c, "rss_marginal_kib"}] = []float64{(r1 - r0) * 1024 / (float64(nlist[i]-nlist[i-1]) * l)}
+			}
+		}
+	}
 	var w *csv.Writer
 	if *out != "" {
 		of, err := os.Create(*out)
@@ -618,6 +685,15 @@ func report(args []string) error {
 	}
 	fmt.Println()
 
+	// The "sc:<syscall>" rows: strace -c calls per connection.
+	sc := map[scKey][]float64{}
+	for k, v := range vals {
+		if name, ok := strings.CutPrefix(k.metric, "sc:"); ok {
+			sc[scKey{k.n, k.cse, name}] = v
+		}
+	}
+	syscallTable(nlist, cases, sc)
+
 	// Targets, at the largest N measured (the traffic targets at every N).
 	fmt.Println("Targets (ratios from this run):")
 	check := func(name string, got float64, ok bool, pass bool, detail string) {
@@ -660,10 +736,7 @@ func report(args []string) error {
 			r0, _, ok0 := med(small, c, "rss_mib")
 			r1, _, ok1 := med(big, c, "rss_mib")
 			if ok0 && ok1 {
-				l := 3.0
-				if c == "haproxy" {
-					l = 2
-				}
+				l := perNS(big, c)
 				fmt.Printf("  (info)  %-58s %.1f KiB\n", fmt.Sprintf("marginal RSS per listener, %s, N=%d..%d", c, small, big),
 					(r1-r0)*1024/(float64(big-small)*l))
 			}
@@ -672,5 +745,127 @@ func report(args []string) error {
 	o, _, oo = med(big, "ours", "bringup_s")
 	h, _, oh = med(big, "haproxy", "bringup_s")
 	check(fmt.Sprintf("N=%d bring-up <= HAProxy start-up", big), 0, oo && oh, o <= h, fmt.Sprintf("%.2fx", o/h))
+
+	// Issue 15 (fan-in) at N = 1000 and 10000, issue 16 (per-connection
+	// and per-datagram cost) at every N; for ours and, where measured,
+	// the namespace set.
+	fmt.Println()
+	fmt.Println("Targets of issues 15 and 16 (ratios from this run):")
+	ratioCheck := func(name string, n int, c, m, ref string, f float64, higher bool) {
+		o, _, oo := med(n, c, m)
+		h, _, oh := med(n, ref, m)
+		pass := o <= f*h
+		if higher {
+			pass = o >= f*h
+		}
+		check(name, 0, oo && oh, pass, fmt.Sprintf("%.2fx", o/h))
+	}
+	absCheck := func(name string, n int, c, m string, limit float64) {
+		o, _, oo := med(n, c, m)
+		check(name, 0, oo, o <= limit, fmtNum(o))
+	}
+	for _, c := range []string{"ours", "set"} {
+		for _, n := range []int{1000, 10000} {
+			if !ns[n] {
+				continue
+			}
+			absCheck(fmt.Sprintf("15: N=%d %s goroutines idle <= 50", n, c), n, c, "goroutines", 50)
+			ratioCheck(fmt.Sprintf("15: N=%d %s RSS <= 1.5x HAProxy", n, c), n, c, "rss_mib", "haproxy", 1.5, false)
+			ratioCheck(fmt.Sprintf("15: N=%d %s bring-up <= HAProxy", n, c), n, c, "bringup_s", "haproxy", 1, false)
+			absCheck(fmt.Sprintf("15: N=%d %s marginal RSS/listener <= 1.0 KiB", n, c), n, c, "rss_marginal_kib", 1.0)
+		}
+		if ns[10000] {
+			absCheck(fmt.Sprintf("15: N=10000 %s threads <= 10", c), 10000, c, "threads", 10)
+			absCheck(fmt.Sprintf("15: N=10000 %s bring-up <= 1 s", c), 10000, c, "bringup_s", 1)
+			absCheck(fmt.Sprintf("15: N=10000 %s reload < 100 ms", c), 10000, c, "reload_ms", 99.999)
+			absCheck(fmt.Sprintf("15: N=10000 %s reload re-creates no socket", c), 10000, c, "reload_recreated", 0)
+			m1, _, ok1 := med(1000, c, "rss_marginal_kib")
+			m10, _, ok10 := med(10000, c, "rss_marginal_kib")
+			check(fmt.Sprintf("15: %s marginal RSS at 10k within 10%% of 1k", c), 0, ok1 && ok10,
+				m10 <= 1.1*m1 && m10 >= 0.9*m1, fmt.Sprintf("%.2fx", m10/m1))
+		}
+	}
+	absCheck(fmt.Sprintf("15: N=%d set member answering <= 50 ms after ip netns add", big), big, "set", "appear_ms", 50)
+	for _, n := range nlist {
+		ratioCheck(fmt.Sprintf("16: N=%d connection rate >= 0.9x HAProxy", n), n, "ours", "conn_per_s", "haproxy", 0.9, true)
+		ratioCheck(fmt.Sprintf("16: N=%d CPU per connection <= 1.2x HAProxy", n), n, "ours", "cpu_per_conn_us", "haproxy", 1.2, false)
+		o, _, oo := med(n, "ours", "sc_total")
+		h, _, oh := med(n, "haproxy", "sc_total")
+		check(fmt.Sprintf("16: N=%d system calls/conn <= HAProxy + 4", n), 0, oo && oh, o <= h+4, fmt.Sprintf("%.1f vs %.1f", o, h))
+		ratioCheck(fmt.Sprintf("16: N=%d UDP req/resp >= 0.5x direct", n), n, "ours", "udp_pps", "direct", 0.5, true)
+		ratioCheck(fmt.Sprintf("16: N=%d UDP req/resp >= 2x socat", n), n, "ours", "udp_pps", "socat", 2, true)
+	}
 	return nil
+}
+
+// scKey is a (N, case, syscall) cell of the system-call table.
+type scKey struct {
+	n       int
+	cse, sc string
+}
+
+// syscallTable prints, for each N, the median system calls per connection
+// by system call (strace -c attached to the proxy during a fixed number of
+// connections of the connection-rate load), the cases side by side, the
+// busiest first.
+func syscallTable(nlist []int, cases []string, sc map[scKey][]float64) {
+	if len(sc) == 0 {
+		return
+	}
+	for _, n := range nlist {
+		var cs []string
+		names := map[string]float64{}
+		for _, c := range cases {
+			has := false
+			for k, v := range sc {
+				if k.n == n && k.cse == c {
+					has = true
+					names[k.sc] = max(names[k.sc], median(v))
+				}
+			}
+			if has {
+				cs = append(cs, c)
+			}
+		}
+		if len(cs) == 0 {
+			continue
+		}
+		var order []string
+		for name := range names {
+			if name != "total" {
+				order = append(order, name)
+			}
+		}
+		sort.Slice(order, func(i, j int) bool {
+			if names[order[i]] != names[order[j]] {
+				return names[order[i]] > names[order[j]]
+			}
+			return order[i] < order[j]
+		})
+		order = append(order, "total")
+		fmt.Printf("System calls per connection at N=%d (strace -c -f on the proxy, medians; < 0.05 left out):\n\n", n)
+		head := fmt.Sprintf("| %-20s |", "syscall")
+		sep := fmt.Sprintf("| %-20s |", strings.Repeat("-", 20))
+		for _, c := range cs {
+			head += fmt.Sprintf(" %8s |", c)
+			sep += " -------: |"
+		}
+		fmt.Println(head)
+		fmt.Println(sep)
+		for _, name := range order {
+			if names[name] < 0.05 {
+				continue
+			}
+			line := fmt.Sprintf("| %-20s |", name)
+			for _, c := range cs {
+				cell := "-"
+				if v, ok := sc[scKey{n, c, name}]; ok {
+					cell = strconv.FormatFloat(median(v), 'f', 2, 64)
+				}
+				line += fmt.Sprintf(" %8s |", cell)
+			}
+			fmt.Println(line)
+		}
+		fmt.Println()
+	}
 }
