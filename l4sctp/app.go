@@ -59,11 +59,26 @@ type Server struct {
 	// handler.
 	Routes []*Route `json:"routes,omitempty"`
 
+	// MaxMessageSize is the largest message, in bytes, forwarded or
+	// echoed on this server's associations, each way (the proxy applies it
+	// to the upstream association too). Messages of any size up to it are
+	// read piece by piece as the kernel delivers them and sent whole, and
+	// each socket's send buffer is raised to hold one (Linux cannot send a
+	// message larger than the send buffer). A larger message aborts that
+	// association (and its upstream's) at once, with a warning in the log;
+	// other associations go on. Memory: an idle association holds no
+	// buffer; one with a message in transit holds that message, at most
+	// this size. Default: 4 MiB (4194304).
+	MaxMessageSize int `json:"max_message_size,omitempty"`
+
 	name    string
 	logger  *zap.Logger
 	addrs   []caddy.NetworkAddress
 	handler Handler
 }
+
+// MaxMessageSizeLimit is the largest max_message_size accepted: 1 GiB.
+const MaxMessageSizeLimit = 1 << 30
 
 // Route is a list of handlers.
 type Route struct {
@@ -117,6 +132,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 
 func (s *Server) provision(ctx caddy.Context, name string, logger *zap.Logger) error {
 	s.name, s.logger = name, logger
+	if s.MaxMessageSize < 0 || s.MaxMessageSize > MaxMessageSizeLimit {
+		return fmt.Errorf("max_message_size: %d is outside 1 to %d bytes", s.MaxMessageSize, MaxMessageSizeLimit)
+	}
+	if s.MaxMessageSize == 0 {
+		s.MaxMessageSize = sctpnet.DefaultMaxMessageSize
+	}
 	if len(s.Listen) == 0 {
 		return errors.New("listen: no address")
 	}
@@ -241,8 +262,17 @@ func (s *Server) serve(ln Listener) {
 func (s *Server) handle(c *sctpnet.Conn, log *zap.Logger) {
 	log = log.With(zap.Stringer("remote", c.RemoteAddr()))
 	log.Debug("association accepted")
+	if err := c.SetMaxMessageSize(s.MaxMessageSize); err != nil {
+		log.Warn("raising the send buffer for max_message_size: larger messages will abort the association",
+			zap.Int("max_message_size", s.MaxMessageSize), zap.Error(err))
+	}
 	err := s.handler.HandleSCTP(c)
 	_ = c.Close()
+	if errors.Is(err, sctpnet.ErrMessageTooLarge) {
+		log.Warn("message larger than max_message_size: association aborted",
+			zap.Int("max_message_size", s.MaxMessageSize), zap.Error(err))
+		return
+	}
 	log.Debug("association ended", zap.Error(err))
 }
 

@@ -7,6 +7,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/dustin/go-humanize"
 )
 
 func init() {
@@ -63,17 +64,34 @@ func parseApp(d *caddyfile.Dispenser, existing any) (any, error) {
 // token and the rest of the line are listen addresses. Syntax:
 //
 //	<addresses...> {
+//		max_message_size <size>
 //		route {
 //			<handler> [<args...>]
 //		}
 //	}
+//
+// The size is in bytes, or with a unit: 1MiB, 512KB.
 func (s *Server) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for ok := true; ok; ok = d.NextArg() {
 		s.Listen = append(s.Listen, d.Val())
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if d.Val() == "max_message_size" {
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			n, err := humanize.ParseBytes(d.Val())
+			if err != nil || n == 0 || n > MaxMessageSizeLimit {
+				return d.Errf("max_message_size %q: want a size from 1 byte to 1GiB, e.g. 1MiB", d.Val())
+			}
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			s.MaxMessageSize = int(n)
+			continue
+		}
 		if d.Val() != "route" {
-			return d.Errf("unrecognized sctp server option %q (want route)", d.Val())
+			return d.Errf("unrecognized sctp server option %q (want route or max_message_size)", d.Val())
 		}
 		if d.NextArg() {
 			return d.Errf("route matchers are not supported yet: %q", d.Val())

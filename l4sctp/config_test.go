@@ -21,6 +21,8 @@ func TestConfigErrors(t *testing.T) {
 		{"unknown handler", `{"listen":["sctp/:38412"],"routes":[{"handle":[{"handler":"teleport"}]}]}`, "sctp.handlers.teleport"},
 		{"no upstream", `{"listen":["sctp/:38412"],"routes":[{"handle":[{"handler":"proxy"}]}]}`, "upstreams: none configured"},
 		{"tcp upstream", `{"listen":["sctp/:38412"],"routes":[{"handle":[` + proxy("tcp/127.0.0.1:80") + `]}]}`, `upstreams[0].dial[0]: dial address "tcp/127.0.0.1:80": network "tcp" is not SCTP`},
+		{"negative max_message_size", `{"listen":["sctp/:38412"],"max_message_size":-1,"routes":[{"handle":[` + echo + `]}]}`, "max_message_size: -1 is outside"},
+		{"huge max_message_size", `{"listen":["sctp/:38412"],"max_message_size":2147483648,"routes":[{"handle":[` + echo + `]}]}`, "max_message_size: 2147483648 is outside"},
 		{"upstream name in netns", `{"listen":["sctp/:38412"],"routes":[{"handle":[` + proxy("netns/ns2/sctp/amf.example:38412") + `]}]}`, "must be an IP address"},
 	} {
 		err := a.load(a.sctpConfig(map[string]string{"n2": tc.server}, ""))

@@ -79,6 +79,10 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"route matcher", "sctp/:1 {\n route @m {\n echo\n }\n}", "matchers are not supported", new(Server)},
 		{"server option", "sctp/:1 {\n idle_timeout 1s\n}", `unrecognized sctp server option "idle_timeout"`, new(Server)},
 		{"unknown handler", "sctp/:1 {\n route {\n teleport\n }\n}", "sctp.handlers.teleport", new(Server)},
+		{"max_message_size value", "sctp/:1 {\n max_message_size lots\n}", `max_message_size "lots"`, new(Server)},
+		{"max_message_size zero", "sctp/:1 {\n max_message_size 0\n}", `max_message_size "0"`, new(Server)},
+		{"max_message_size huge", "sctp/:1 {\n max_message_size 2GiB\n}", `max_message_size "2GiB"`, new(Server)},
+		{"max_message_size args", "sctp/:1 {\n max_message_size\n}", "wrong argument count", new(Server)},
 	} {
 		d := caddyfile.NewTestDispenser(tc.in)
 		if _, ok := tc.unm.(*Server); ok {
@@ -88,6 +92,18 @@ func TestCaddyfileErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.err) {
 			t.Errorf("%s: %v; want error with %q", tc.name, err, tc.err)
 		}
+	}
+}
+
+func TestServerCaddyfile(t *testing.T) {
+	s := new(Server)
+	d := caddyfile.NewTestDispenser("sctp/:1 {\n max_message_size 1MiB\n route {\n echo\n }\n}")
+	d.Next()
+	if err := s.UnmarshalCaddyfile(d); err != nil {
+		t.Fatal(err)
+	}
+	if s.MaxMessageSize != 1<<20 || len(s.Routes) != 1 {
+		t.Errorf("max_message_size %d, %d routes", s.MaxMessageSize, len(s.Routes))
 	}
 }
 

@@ -22,6 +22,14 @@ func init() {
 // DefaultDialTimeout bounds one attempt to reach an upstream.
 const DefaultDialTimeout = 5 * time.Second
 
+// ReadBuffer is the SO_RCVBUF of the proxy's sockets, listening and
+// dialed: 4 MiB, which the kernel doubles, past net.core.rmem_max with
+// SO_RCVBUFFORCE (Caddy has CAP_NET_ADMIN where it enters namespaces).
+// With the kernel's default of 208 KiB every message larger than about
+// 100 KiB waits for a retransmission timer; the buffer is a limit, memory
+// is taken only for data waiting to be read.
+const ReadBuffer = 4 << 20
+
 // Proxy forwards every association to an upstream: each message whole,
 // with its stream, its payload protocol identifier (unchanged) and its
 // unordered flag, both ways. A graceful SHUTDOWN on one side shuts the
@@ -107,7 +115,7 @@ func (p *Proxy) HandleSCTP(c *sctpnet.Conn) error {
 		_ = c.Abort()
 		return err
 	}
-	cfg := sctpnet.Config{OutStreams: max(in, 1), MaxInStreams: max(out, 1)}
+	cfg := sctpnet.Config{OutStreams: max(in, 1), MaxInStreams: max(out, 1), MaxMessageSize: c.MaxMessageSize(), ReadBuffer: ReadBuffer}
 	tried := 0
 	for _, u := range p.Upstreams {
 		for _, t := range u.targets {

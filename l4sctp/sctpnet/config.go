@@ -36,18 +36,23 @@ type Config struct {
 	// them. Default: false (SCTP_NODELAY is set, as Go does for TCP).
 	Nagle bool
 
-	// WriteBuffer sets SO_SNDBUF, in bytes. Linux refuses to send a message
-	// larger than the send buffer (EMSGSIZE), so this is also the largest
-	// message WriteMsg can send. The kernel doubles the value and caps it
-	// at twice net.core.wmem_max. Default: 0, the kernel's default
-	// (net.core.wmem_default, 212992 on Debian: about 208 KiB messages).
+	// WriteBuffer sets SO_SNDBUF, in bytes; the kernel doubles the value.
+	// Linux refuses to send a message larger than the send buffer
+	// (EMSGSIZE), so every Conn's send buffer is raised further to hold a
+	// message of MaxMessageSize. The plain option is capped at twice
+	// net.core.wmem_max; past that SO_SNDBUFFORCE is used where the
+	// process has CAP_NET_ADMIN. Default: 0, the kernel's default
+	// (net.core.wmem_default, 212992 on Debian), raised to MaxMessageSize.
 	WriteBuffer int
 
-	// ReadBuffer sets SO_RCVBUF, in bytes; the kernel doubles it and caps
-	// it at twice net.core.rmem_max. Leave it 0 (the kernel's default)
-	// unless rmem_max has been raised: a small explicit receive buffer makes
-	// the receiver drop data under load, at the cost of a one-second
-	// retransmission each time. Default: 0.
+	// ReadBuffer sets SO_RCVBUF, in bytes; the kernel doubles it. The
+	// receive window an association advertises comes from it when the
+	// association starts (for accepted ones: the listener's). With the
+	// kernel's default of 212992 every message larger than about half of
+	// it stalls 200 ms to 1 s. Capped at twice net.core.rmem_max, past that
+	// SO_RCVBUFFORCE is used where the process has CAP_NET_ADMIN; a small
+	// explicit value makes the receiver drop data under load. Default: 0,
+	// the kernel's default.
 	ReadBuffer int
 
 	// LocalAddress binds a dialing socket before it connects ("10.0.0.1:0",
@@ -57,7 +62,8 @@ type Config struct {
 	// Backlog is the listen(2) backlog. Default: 1024.
 	Backlog int
 
-	// MaxMessageSize bounds the messages ReadMessage reassembles, in bytes.
+	// MaxMessageSize bounds the messages ReadMessage and ReadMessagePieces
+	// read, in bytes, and sets the least send buffer (see WriteBuffer).
 	// Default: 4 MiB.
 	MaxMessageSize int
 }

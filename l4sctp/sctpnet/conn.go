@@ -19,7 +19,7 @@ type Conn struct {
 	f     *os.File
 	rc    syscall.RawConn
 	raddr *sctp.SCTPAddr
-	max   int // Config.MaxMessageSize
+	max   atomic.Int64 // Config.MaxMessageSize
 
 	closed    atomic.Bool
 	laddrOnce sync.Once

@@ -76,13 +76,13 @@ func configure(fd, family int, v6only bool, cfg Config) error {
 		return os.NewSyscallError("setsockopt SCTP_INITMSG", err)
 	}
 	if cfg.WriteBuffer > 0 {
-		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, cfg.WriteBuffer); err != nil {
-			return os.NewSyscallError("setsockopt SO_SNDBUF", err)
+		if err := setBuffer(fd, unix.SO_SNDBUF, unix.SO_SNDBUFFORCE, cfg.WriteBuffer); err != nil {
+			return err
 		}
 	}
 	if cfg.ReadBuffer > 0 {
-		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, cfg.ReadBuffer); err != nil {
-			return os.NewSyscallError("setsockopt SO_RCVBUF", err)
+		if err := setBuffer(fd, unix.SO_RCVBUF, unix.SO_RCVBUFFORCE, cfg.ReadBuffer); err != nil {
+			return err
 		}
 	}
 	if !cfg.Nagle {
@@ -91,6 +91,21 @@ func configure(fd, family int, v6only bool, cfg Config) error {
 		}
 	}
 	return subscribe(fd)
+}
+
+// setBuffer sets a socket buffer to n bytes (the kernel doubles it). The
+// plain option is capped at net.core.wmem_max or rmem_max; where that cut
+// it short, the FORCE variant, which needs CAP_NET_ADMIN, is tried, and if
+// it is refused the capped size stays.
+func setBuffer(fd, opt, force, n int) error {
+	name := map[int]string{unix.SO_SNDBUF: "SO_SNDBUF", unix.SO_RCVBUF: "SO_RCVBUF"}[opt]
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, opt, n); err != nil {
+		return os.NewSyscallError("setsockopt "+name, err)
+	}
+	if got, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, opt); err == nil && got < 2*n {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, force, n)
+	}
+	return nil
 }
 
 // subscribe asks for SCTP_RCVINFO with every message and for the
