@@ -71,6 +71,13 @@ type Server struct {
 	// this size. Default: 4 MiB (4194304).
 	MaxMessageSize int `json:"max_message_size,omitempty"`
 
+	// Tuning sets SCTP parameters (retransmission timeouts, heartbeats,
+	// retransmission limits, SACKs, Nagle, send buffer) of every
+	// association this server accepts, right after it is accepted. Stream
+	// counts and INIT limits act when an association starts and are
+	// refused here; see the proxy's tuning for upstream dials.
+	Tuning *Tuning `json:"tuning,omitempty"`
+
 	name    string
 	logger  *zap.Logger
 	addrs   []caddy.NetworkAddress
@@ -137,6 +144,9 @@ func (s *Server) provision(ctx caddy.Context, name string, logger *zap.Logger) e
 	}
 	if s.MaxMessageSize == 0 {
 		s.MaxMessageSize = sctpnet.DefaultMaxMessageSize
+	}
+	if err := s.Tuning.validate(false); err != nil {
+		return fmt.Errorf("tuning: %w", err)
 	}
 	if len(s.Listen) == 0 {
 		return errors.New("listen: no address")
@@ -266,6 +276,9 @@ func (s *Server) handle(c *sctpnet.Conn, log *zap.Logger) {
 		log.Warn("raising the send buffer for max_message_size: larger messages will abort the association",
 			zap.Int("max_message_size", s.MaxMessageSize), zap.Error(err))
 	}
+	if err := s.tune(c); err != nil {
+		log.Warn("tuning the association", zap.Error(err))
+	}
 	err := s.handler.HandleSCTP(c)
 	_ = c.Close()
 	if errors.Is(err, sctpnet.ErrMessageTooLarge) {
@@ -274,6 +287,26 @@ func (s *Server) handle(c *sctpnet.Conn, log *zap.Logger) {
 		return
 	}
 	log.Debug("association ended", zap.Error(err))
+}
+
+// tune applies the server's tuning to an accepted association.
+func (s *Server) tune(c *sctpnet.Conn) error {
+	t := s.Tuning
+	if t == nil {
+		return nil
+	}
+	if err := c.Tune(t.protocol()); err != nil {
+		return err
+	}
+	if t.NoDelay != nil {
+		if err := c.SetNoDelay(*t.NoDelay); err != nil {
+			return err
+		}
+	}
+	if t.WriteBuffer > 0 {
+		return c.SetWriteBuffer(t.WriteBuffer)
+	}
+	return nil
 }
 
 // Interface guards

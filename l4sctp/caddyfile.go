@@ -65,6 +65,18 @@ func parseApp(d *caddyfile.Dispenser, existing any) (any, error) {
 //
 //	<addresses...> {
 //		max_message_size <size>
+//		tuning {
+//			rto_initial <duration>
+//			rto_min <duration>
+//			rto_max <duration>
+//			heartbeat_interval <duration>|off
+//			path_max_retransmissions <n>
+//			association_max_retransmissions <n>
+//			sack_delay <duration>
+//			sack_frequency <n>
+//			nodelay on|off
+//			write_buffer <size>
+//		}
 //		route {
 //			<handler> [<args...>]
 //		}
@@ -90,8 +102,16 @@ func (s *Server) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			s.MaxMessageSize = int(n)
 			continue
 		}
+		if d.Val() == "tuning" {
+			t, err := unmarshalTuning(d)
+			if err != nil {
+				return err
+			}
+			s.Tuning = t
+			continue
+		}
 		if d.Val() != "route" {
-			return d.Errf("unrecognized sctp server option %q (want route or max_message_size)", d.Val())
+			return d.Errf("unrecognized sctp server option %q (want route, max_message_size or tuning)", d.Val())
 		}
 		if d.NextArg() {
 			return d.Errf("route matchers are not supported yet: %q", d.Val())

@@ -23,6 +23,9 @@ func TestConfigErrors(t *testing.T) {
 		{"tcp upstream", `{"listen":["sctp/:38412"],"routes":[{"handle":[` + proxy("tcp/127.0.0.1:80") + `]}]}`, `upstreams[0].dial[0]: dial address "tcp/127.0.0.1:80": network "tcp" is not SCTP`},
 		{"negative max_message_size", `{"listen":["sctp/:38412"],"max_message_size":-1,"routes":[{"handle":[` + echo + `]}]}`, "max_message_size: -1 is outside"},
 		{"huge max_message_size", `{"listen":["sctp/:38412"],"max_message_size":2147483648,"routes":[{"handle":[` + echo + `]}]}`, "max_message_size: 2147483648 is outside"},
+		{"server out_streams", `{"listen":["sctp/:38412"],"tuning":{"out_streams":5},"routes":[{"handle":[` + echo + `]}]}`, "tuning: out_streams: applies to upstream dials only"},
+		{"rto order", `{"listen":["sctp/:38412"],"tuning":{"rto_min":"2s","rto_max":"1s"},"routes":[{"handle":[` + echo + `]}]}`, "tuning: rto_min 2s is above rto_max 1s"},
+		{"sack delay", `{"listen":["sctp/:38412"],"routes":[{"handle":[{"handler":"proxy","tuning":{"sack_delay":"1s"},"upstreams":[{"dial":["sctp/127.0.0.1:1"]}]}]}]}`, "tuning: sack_delay: 1s is above 500ms"},
 		{"upstream name in netns", `{"listen":["sctp/:38412"],"routes":[{"handle":[` + proxy("netns/ns2/sctp/amf.example:38412") + `]}]}`, "must be an IP address"},
 	} {
 		err := a.load(a.sctpConfig(map[string]string{"n2": tc.server}, ""))

@@ -179,3 +179,51 @@ func TestProxyMixedSizes(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A Caddyfile with tuning on the server and on the proxy loads, and the
+// proxy's stream counts reach the upstream association (the other values
+// are read back with getsockopt in TestTuningApplied).
+func TestProxyTuningFromCaddyfile(t *testing.T) {
+	a := requireGuestSetup(t)
+	nsC, nsU := sctptest.NewNetns(t, ""), sctptest.NewNetns(t, "")
+	specs := makeSpecs(5, 3, 9000)
+	streams := make(chan [2]uint16, 1)
+	up := startUpstream(t, nsU, replier(t, specs, 100000, streams))
+	caddyfile := fmt.Sprintf(`{
+	admin %s
+	sctp {
+		%s {
+			max_message_size 1MiB
+			tuning {
+				rto_min 200ms
+				heartbeat_interval off
+				sack_frequency 1
+			}
+			route {
+				proxy %s {
+					tuning {
+						out_streams 11
+						in_streams 13
+						rto_initial 800ms
+						init_max_attempts 3
+					}
+				}
+			}
+		}
+	}
+}
+`, strings.TrimPrefix(a.url, "http://"), nsListen(nsC, "127.0.0.1:38412"), nsDial(nsU, up.addr))
+	if err := a.loadAs(caddyfile, "text/caddyfile"); err != nil {
+		t.Fatalf("%v\n%s", err, caddyfile)
+	}
+	c := mustDial(t, nsC, "127.0.0.1:38412")
+	exchange(t, c, specs, 100000, false)
+	select {
+	case st := <-streams:
+		if st != [2]uint16{11, 13} {
+			t.Errorf("upstream association streams in/out = %v, want 11/13 from the proxy's tuning", st)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("upstream reported no stream counts")
+	}
+}

@@ -82,6 +82,12 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"max_message_size value", "sctp/:1 {\n max_message_size lots\n}", `max_message_size "lots"`, new(Server)},
 		{"max_message_size zero", "sctp/:1 {\n max_message_size 0\n}", `max_message_size "0"`, new(Server)},
 		{"max_message_size huge", "sctp/:1 {\n max_message_size 2GiB\n}", `max_message_size "2GiB"`, new(Server)},
+		{"tuning option", "sctp/:1 {\n tuning {\n warp 9\n }\n}", `unrecognized tuning option "warp"`, new(Server)},
+		{"tuning number", "proxy a {\n tuning {\n out_streams 70000\n }\n}", `out_streams "70000": want a whole number from 1 to 65535`, new(Proxy)},
+		{"tuning duration", "proxy a {\n tuning {\n rto_min soon\n }\n}", `rto_min "soon"`, new(Proxy)},
+		{"tuning nodelay", "proxy a {\n tuning {\n nodelay maybe\n }\n}", `nodelay "maybe": want on or off`, new(Proxy)},
+		{"tuning size", "proxy a {\n tuning {\n read_buffer big\n }\n}", `read_buffer "big"`, new(Proxy)},
+		{"tuning args", "proxy a {\n tuning {\n sack_delay\n }\n}", "wrong argument count", new(Proxy)},
 		{"max_message_size args", "sctp/:1 {\n max_message_size\n}", "wrong argument count", new(Server)},
 	} {
 		d := caddyfile.NewTestDispenser(tc.in)

@@ -47,6 +47,10 @@ type Proxy struct {
 	// (INIT and COOKIE exchange). Default: 5s.
 	DialTimeout caddy.Duration `json:"dial_timeout,omitempty"`
 
+	// Tuning sets SCTP parameters of the upstream associations, applied
+	// before each dial (all of Tuning's fields apply here).
+	Tuning *Tuning `json:"tuning,omitempty"`
+
 	logger *zap.Logger
 	policy *nspolicy.Policy
 }
@@ -96,6 +100,9 @@ func (p *Proxy) Validate() error {
 	if p.DialTimeout < 0 {
 		return fmt.Errorf("dial_timeout: %s is negative", time.Duration(p.DialTimeout))
 	}
+	if err := p.Tuning.validate(true); err != nil {
+		return fmt.Errorf("tuning: %w", err)
+	}
 	for i, u := range p.Upstreams {
 		if len(u.Dial) == 0 {
 			return fmt.Errorf("upstreams[%d].dial: no address", i)
@@ -115,7 +122,7 @@ func (p *Proxy) HandleSCTP(c *sctpnet.Conn) error {
 		_ = c.Abort()
 		return err
 	}
-	cfg := sctpnet.Config{OutStreams: max(in, 1), MaxInStreams: max(out, 1), MaxMessageSize: c.MaxMessageSize(), ReadBuffer: ReadBuffer}
+	cfg := p.Tuning.dialConfig(in, out, c.MaxMessageSize())
 	tried := 0
 	for _, u := range p.Upstreams {
 		for _, t := range u.targets {
@@ -148,10 +155,14 @@ var ErrNoUpstream = errors.New("no upstream reachable")
 //	proxy [<upstreams...>] {
 //		upstream <dial addresses...>
 //		dial_timeout <duration>
+//		tuning {
+//			<option> <value>
+//		}
 //	}
 //
 // Each same-line argument is an upstream with one dial address; an
-// upstream line in the block is one upstream with several addresses.
+// upstream line in the block is one upstream with several addresses. The
+// tuning options are Tuning's JSON names (see the sctp server's tuning).
 func (p *Proxy) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // handler name
 	for d.NextArg() {
@@ -177,6 +188,12 @@ func (p *Proxy) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			p.DialTimeout = caddy.Duration(dur)
+		case "tuning":
+			t, err := unmarshalTuning(d)
+			if err != nil {
+				return err
+			}
+			p.Tuning = t
 		default:
 			return d.Errf("unrecognized proxy option %q", d.Val())
 		}

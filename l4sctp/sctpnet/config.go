@@ -1,6 +1,9 @@
 package sctpnet
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // SocketFunc creates a socket like socket(2). Listen and Dial call it with
 // typ = SOCK_STREAM|SOCK_NONBLOCK|SOCK_CLOEXEC and proto = IPPROTO_SCTP; a
@@ -62,6 +65,10 @@ type Config struct {
 	// Backlog is the listen(2) backlog. Default: 1024.
 	Backlog int
 
+	// Tuning sets the SCTP protocol parameters of the socket before it
+	// listens or connects; accepted associations inherit a listener's.
+	Tuning Tuning
+
 	// MaxMessageSize bounds the messages ReadMessage and ReadMessagePieces
 	// read, in bytes, and sets the least send buffer (see WriteBuffer).
 	// Default: 4 MiB.
@@ -92,4 +99,36 @@ func Listen(ctx context.Context, socket SocketFunc, network, address string) (*L
 // Dial connects with the zero Config; see Config.Dial.
 func Dial(ctx context.Context, socket SocketFunc, network, address string) (*Conn, error) {
 	return Config{}.Dial(ctx, socket, network, address)
+}
+
+// Tuning holds SCTP protocol parameters of an association. A zero field
+// keeps the kernel's value (the net.sctp.* sysctls of the socket's
+// namespace). Durations are rounded down to milliseconds, and the kernel
+// keeps them in clock ticks (4 ms at HZ=250).
+type Tuning struct {
+	// RTOInitial, RTOMin and RTOMax bound the retransmission timeout
+	// (SCTP_RTOINFO). Kernel defaults: 3s, 1s, 60s.
+	RTOInitial, RTOMin, RTOMax time.Duration
+
+	// HeartbeatInterval is the time between HEARTBEATs on an idle path
+	// (SCTP_PEER_ADDR_PARAMS spp_hbinterval); negative turns heartbeats
+	// off. Kernel default: 30s.
+	HeartbeatInterval time.Duration
+
+	// PathMaxRetrans is how many retransmissions mark a path unreachable
+	// (spp_pathmaxrxt). Kernel default: 5.
+	PathMaxRetrans uint16
+
+	// AssocMaxRetrans is how many retransmissions end the association
+	// (SCTP_ASSOCINFO sasoc_asocmaxrxt). Kernel default: 10.
+	AssocMaxRetrans uint16
+
+	// SackDelay is how long a SACK may be delayed, at most 500ms
+	// (SCTP_DELAYED_SACK sack_delay). Kernel default: 200ms.
+	SackDelay time.Duration
+
+	// SackFrequency is after how many packets a SACK is sent at once
+	// (sack_freq); 1 turns delayed SACKs off (the kernel then reports a
+	// delay of 0). Kernel default: 2.
+	SackFrequency uint32
 }

@@ -59,3 +59,12 @@ func (c *Conn) MaxMessageSize() int { return int(c.max.Load()) }
 
 // SetMaxMessageSize is not supported on this platform.
 func (c *Conn) SetMaxMessageSize(n int) error { return ErrNotSupported }
+
+// Tune is not supported on this platform.
+func (c *Conn) Tune(t Tuning) error { return ErrNotSupported }
+
+// SetNoDelay is not supported on this platform.
+func (c *Conn) SetNoDelay(on bool) error { return ErrNotSupported }
+
+// SetWriteBuffer is not supported on this platform.
+func (c *Conn) SetWriteBuffer(n int) error { return ErrNotSupported }

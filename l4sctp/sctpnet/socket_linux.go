@@ -90,6 +90,9 @@ func configure(fd, family int, v6only bool, cfg Config) error {
 			return os.NewSyscallError("setsockopt SCTP_NODELAY", err)
 		}
 	}
+	if err := applyTuning(fd, cfg.Tuning); err != nil {
+		return err
+	}
 	return subscribe(fd)
 }
 
