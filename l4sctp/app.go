@@ -54,9 +54,9 @@ type Server struct {
 	// range listens on each port.
 	Listen []string `json:"listen,omitempty"`
 
-	// Routes handle the associations. There are no matchers yet: the
-	// first route handles every association, and it must have exactly one
-	// handler.
+	// Routes handle the associations: the first route whose matchers
+	// match an association gets it; one that no route matches is aborted.
+	// A route without matchers matches every association.
 	Routes []*Route `json:"routes,omitempty"`
 
 	// MaxMessageSize is the largest message, in bytes, forwarded or
@@ -78,22 +78,53 @@ type Server struct {
 	// refused here; see the proxy's tuning for upstream dials.
 	Tuning *Tuning `json:"tuning,omitempty"`
 
-	name    string
-	logger  *zap.Logger
-	addrs   []caddy.NetworkAddress
-	handler Handler
+	name   string
+	logger *zap.Logger
+	addrs  []caddy.NetworkAddress
 }
 
 // MaxMessageSizeLimit is the largest max_message_size accepted: 1 GiB.
 const MaxMessageSizeLimit = 1 << 30
 
-// Route is a list of handlers.
+// Route is a list of matcher sets and a handler.
 type Route struct {
+	// MatcherSetsRaw are the matcher sets of this route: it matches an
+	// association when all matchers of any one set match (an empty list
+	// matches every association). Matchers are modules in the
+	// sctp.matchers namespace: netns, remote_ip, local_port, ppid.
+	MatcherSetsRaw []caddy.ModuleMap `json:"match,omitempty" caddy:"namespace=sctp.matchers"`
+
 	// Handlers for the associations of this route, modules in the
-	// sctp.handlers namespace, named by their "handler" key.
+	// sctp.handlers namespace, named by their "handler" key. Exactly one:
+	// proxy and echo end the association.
 	HandlersRaw []json.RawMessage `json:"handle,omitempty" caddy:"namespace=sctp.handlers inline_key=handler"`
 
-	handlers []Handler
+	matcherSets [][]Matcher
+	handlers    []Handler
+}
+
+// matches reports whether the route takes a.
+func (r *Route) matches(a *Association) (bool, error) {
+	if len(r.matcherSets) == 0 {
+		return true, nil
+	}
+	for _, set := range r.matcherSets {
+		all := true
+		for _, m := range set {
+			ok, err := m.MatchSCTP(a)
+			if err != nil {
+				return false, err
+			}
+			if !ok {
+				all = false
+				break
+			}
+		}
+		if all {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // Handler handles SCTP associations. Modules in the sctp.handlers
@@ -162,21 +193,37 @@ func (s *Server) provision(ctx caddy.Context, name string, logger *zap.Logger) e
 		if r == nil {
 			return fmt.Errorf("routes[%d]: empty", i)
 		}
+		sets, err := ctx.LoadModule(r, "MatcherSetsRaw")
+		if err != nil {
+			return fmt.Errorf("routes[%d]: loading matchers: %w", i, err)
+		}
+		r.matcherSets = nil
+		for _, set := range sets.([]map[string]any) {
+			var ms []Matcher
+			for _, m := range set {
+				ms = append(ms, m.(Matcher))
+			}
+			r.matcherSets = append(r.matcherSets, ms)
+		}
 		mods, err := ctx.LoadModule(r, "HandlersRaw")
 		if err != nil {
 			return fmt.Errorf("routes[%d]: loading handlers: %w", i, err)
 		}
+		r.handlers = nil
 		for _, m := range mods.([]any) {
 			r.handlers = append(r.handlers, m.(Handler))
 		}
+		switch len(r.handlers) {
+		case 0:
+			return fmt.Errorf("routes[%d]: no handler", i)
+		case 1:
+		default:
+			return fmt.Errorf("routes[%d]: %d handlers: a route has exactly one (proxy and echo end the association; handler chains are not supported)", i, len(r.handlers))
+		}
 	}
-	switch {
-	case len(s.Routes) == 0 || len(s.Routes[0].handlers) == 0:
-		return errors.New("routes: the first route needs a handler")
-	case len(s.Routes) > 1 || len(s.Routes[0].handlers) > 1:
-		return errors.New("routes: only one route with one handler is supported (there are no matchers yet)")
+	if len(s.Routes) == 0 {
+		return errors.New("routes: none: the first route needs a handler")
 	}
-	s.handler = s.Routes[0].handlers[0]
 	return nil
 }
 
@@ -279,7 +326,13 @@ func (s *Server) handle(c *sctpnet.Conn, log *zap.Logger) {
 	if err := s.tune(c); err != nil {
 		log.Warn("tuning the association", zap.Error(err))
 	}
-	err := s.handler.HandleSCTP(c)
+	h, err := s.route(c)
+	if err != nil {
+		_ = c.Abort()
+		log.Debug("association not routed: aborted", zap.Error(err))
+		return
+	}
+	err = h.HandleSCTP(c)
 	_ = c.Close()
 	if errors.Is(err, sctpnet.ErrMessageTooLarge) {
 		log.Warn("message larger than max_message_size: association aborted",
@@ -287,6 +340,26 @@ func (s *Server) handle(c *sctpnet.Conn, log *zap.Logger) {
 		return
 	}
 	log.Debug("association ended", zap.Error(err))
+}
+
+// errNoRoute is why an association that no route matches is aborted.
+var errNoRoute = errors.New("no route matches")
+
+// route picks the handler of the first route that matches c. A first
+// message read for a matcher is held and given back to c for the handler.
+func (s *Server) route(c *sctpnet.Conn) (Handler, error) {
+	a := &Association{Conn: c}
+	defer a.release()
+	for i, r := range s.Routes {
+		ok, err := r.matches(a)
+		if err != nil {
+			return nil, fmt.Errorf("routes[%d]: %w", i, err)
+		}
+		if ok {
+			return r.handlers[0], nil
+		}
+	}
+	return nil, errNoRoute
 }
 
 // tune applies the server's tuning to an accepted association.

@@ -26,10 +26,12 @@ type Conn struct {
 	laddr     net.Addr
 
 	rmu     sync.Mutex
-	rerr    error  // sticky: io.EOF or an abort
-	oob     []byte // control data of the current recvmsg
-	notif   []byte // a notification read in pieces
-	scratch []byte // buffer for the pieces after the first
+	rerr    error    // sticky: io.EOF or an abort
+	oob     []byte   // control data of the current recvmsg
+	notif   []byte   // a notification read in pieces
+	scratch []byte   // buffer for the pieces after the first
+	held    [][]byte // a message given back with Unread
+	heldInf Info
 }
 
 // RemoteAddr returns the peer's address as dialed or accepted.

@@ -204,6 +204,15 @@ func (c *Conn) readOne(b []byte) (int, Info, int, []byte, error) {
 func (c *Conn) ReadMessage(buf []byte) ([]byte, Info, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
+	if c.held != nil {
+		msg := buf[:0]
+		for _, b := range c.held {
+			msg = append(msg, b...)
+		}
+		ReleasePieces(c.held)
+		c.held = nil
+		return msg, c.heldInf, nil
+	}
 	const chunk = 64 << 10
 	msg := buf[:0]
 	var info Info
@@ -250,6 +259,11 @@ func (c *Conn) ReadMessage(buf []byte) ([]byte, Info, error) {
 func (c *Conn) ReadMessagePieces(p [][]byte) ([][]byte, Info, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
+	if c.held != nil {
+		p = append(p, c.held...)
+		c.held = nil
+		return p, c.heldInf, nil
+	}
 	var (
 		info Info
 		size int
@@ -272,6 +286,17 @@ func (c *Conn) ReadMessagePieces(p [][]byte) ([][]byte, Info, error) {
 			return p, info, nil
 		}
 	}
+}
+
+// Unread gives back a whole message read with ReadMessagePieces, so that
+// the next ReadMessagePieces or ReadMessage returns it again, with info:
+// a caller can look at an association's first message (its PPID, say)
+// before deciding who gets the association. The pieces are the Conn's
+// until then. Only one message can be held.
+func (c *Conn) Unread(p [][]byte, info Info) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	c.held, c.heldInf = append([][]byte(nil), p...), info
 }
 
 // WriteMsgBuffers sends the concatenation of bufs as one message, like

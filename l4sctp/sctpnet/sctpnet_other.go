@@ -68,3 +68,6 @@ func (c *Conn) SetNoDelay(on bool) error { return ErrNotSupported }
 
 // SetWriteBuffer is not supported on this platform.
 func (c *Conn) SetWriteBuffer(n int) error { return ErrNotSupported }
+
+// Unread holds p for the next read.
+func (c *Conn) Unread(p [][]byte, info Info) { c.held, c.heldInf = p, info }
