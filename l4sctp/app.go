@@ -326,13 +326,17 @@ func (s *Server) handle(c *sctpnet.Conn, log *zap.Logger) {
 	if err := s.tune(c); err != nil {
 		log.Warn("tuning the association", zap.Error(err))
 	}
-	h, err := s.route(c)
+	h, a, err := s.route(c)
 	if err != nil {
 		_ = c.Abort()
 		log.Debug("association not routed: aborted", zap.Error(err))
 		return
 	}
-	err = h.HandleSCTP(c)
+	if ah, ok := h.(AssociationHandler); ok {
+		err = ah.HandleAssociation(a)
+	} else {
+		err = h.HandleSCTP(c)
+	}
 	_ = c.Close()
 	if errors.Is(err, sctpnet.ErrMessageTooLarge) {
 		log.Warn("message larger than max_message_size: association aborted",
@@ -347,19 +351,19 @@ var errNoRoute = errors.New("no route matches")
 
 // route picks the handler of the first route that matches c. A first
 // message read for a matcher is held and given back to c for the handler.
-func (s *Server) route(c *sctpnet.Conn) (Handler, error) {
+func (s *Server) route(c *sctpnet.Conn) (Handler, *Association, error) {
 	a := &Association{Conn: c}
 	defer a.release()
 	for i, r := range s.Routes {
 		ok, err := r.matches(a)
 		if err != nil {
-			return nil, fmt.Errorf("routes[%d]: %w", i, err)
+			return nil, nil, fmt.Errorf("routes[%d]: %w", i, err)
 		}
 		if ok {
-			return r.handlers[0], nil
+			return r.handlers[0], a, nil
 		}
 	}
-	return nil, errNoRoute
+	return nil, nil, errNoRoute
 }
 
 // tune applies the server's tuning to an accepted association.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strconv"
 
 	"strings"
 
@@ -66,10 +67,82 @@ func (a *Association) FirstMessage() (sctpnet.Info, error) {
 
 // release hands a held first message back to the Conn, unchanged.
 func (a *Association) release() {
-	if a.firstTaken && a.firstErr == nil {
+	if a.first != nil {
 		a.Conn.Unread(a.first, a.firstInfo)
 	}
 	a.first = nil
+}
+
+// Placeholders of an association, usable in upstream dial addresses.
+const (
+	// PlaceholderNetnsName is the arrival namespace as the listen address
+	// named it (a bare name under /var/run/netns), empty outside netns
+	// addresses.
+	PlaceholderNetnsName = "sctp.netns.name"
+	// PlaceholderNetnsInode is the arrival namespace's inode number.
+	PlaceholderNetnsInode = "sctp.netns.inode"
+	// PlaceholderNetnsID is the arrival namespace's device:inode.
+	PlaceholderNetnsID = "sctp.netns.id"
+	// PlaceholderRemoteIP and PlaceholderRemotePort are the client's
+	// primary address.
+	PlaceholderRemoteIP   = "sctp.remote_ip"
+	PlaceholderRemotePort = "sctp.remote_port"
+	// PlaceholderLocalPort is the port the association arrived on.
+	PlaceholderLocalPort = "sctp.local_port"
+	// PlaceholderPPID is the PPID number of the first message, which is
+	// read (and held for the handler) when the placeholder is used.
+	PlaceholderPPID = "sctp.ppid"
+)
+
+// Replacer returns a replacer with the association's placeholders.
+func (a *Association) Replacer() *caddy.Replacer {
+	repl := caddy.NewReplacer()
+	repl.Map(func(key string) (any, bool) {
+		switch key {
+		case PlaceholderNetnsName, PlaceholderNetnsInode, PlaceholderNetnsID:
+			arr, err := a.Arrival()
+			if err != nil {
+				return "", true
+			}
+			switch key {
+			case PlaceholderNetnsName:
+				return arr.Name, true
+			case PlaceholderNetnsInode:
+				return strconv.FormatUint(arr.ID.Ino, 10), true
+			}
+			return strconv.FormatUint(arr.ID.Dev, 10) + ":" + strconv.FormatUint(arr.ID.Ino, 10), true
+		case PlaceholderRemoteIP, PlaceholderRemotePort:
+			ra, ok := a.Conn.RemoteAddr().(*sctp.SCTPAddr)
+			if !ok || ra == nil || len(ra.IPAddrs) == 0 {
+				return "", true
+			}
+			if key == PlaceholderRemotePort {
+				return strconv.Itoa(ra.Port), true
+			}
+			return ra.IPAddrs[0].IP.String(), true
+		case PlaceholderLocalPort:
+			if la, ok := a.Conn.LocalAddr().(*sctp.SCTPAddr); ok && la != nil {
+				return strconv.Itoa(la.Port), true
+			}
+			return "", true
+		case PlaceholderPPID:
+			info, err := a.FirstMessage()
+			if err != nil {
+				return "", true
+			}
+			return strconv.FormatUint(uint64(info.PPIDNumber()), 10), true
+		}
+		return nil, false
+	})
+	return repl
+}
+
+// AssociationHandler is a Handler that also wants what routing learned
+// about the association (its arrival namespace, a held first message) and
+// its placeholders. The server calls HandleAssociation instead of
+// HandleSCTP where a handler has it.
+type AssociationHandler interface {
+	HandleAssociation(a *Association) error
 }
 
 // MatchNetns matches associations by the network namespace they arrived

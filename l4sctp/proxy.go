@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -80,6 +81,12 @@ func (p *Proxy) Provision(ctx caddy.Context) error {
 		}
 		u.targets = u.targets[:0]
 		for j, d := range u.Dial {
+			if strings.Contains(d, "{") {
+				// Resolved per association; the allow list is checked
+				// when the namespace is opened.
+				u.targets = append(u.targets, target{template: d, addr: d})
+				continue
+			}
 			t, err := parseTarget(d)
 			if err != nil {
 				return fmt.Errorf("upstreams[%d].dial[%d]: %w", i, j, err)
@@ -117,16 +124,38 @@ func (p *Proxy) Validate() error {
 // HandleSCTP dials an upstream and relays messages until both
 // associations have ended.
 func (p *Proxy) HandleSCTP(c *sctpnet.Conn) error {
+	return p.HandleAssociation(&Association{Conn: c})
+}
+
+// HandleAssociation is HandleSCTP with the association's placeholders
+// replaced in the upstream addresses that have them.
+func (p *Proxy) HandleAssociation(a *Association) error {
+	c := a.Conn
 	in, out, err := c.Streams()
 	if err != nil {
 		_ = c.Abort()
 		return err
 	}
 	cfg := p.Tuning.dialConfig(in, out, c.MaxMessageSize())
+	var repl *caddy.Replacer
 	tried := 0
 	for _, u := range p.Upstreams {
 		for _, t := range u.targets {
 			tried++
+			if t.template != "" {
+				if repl == nil {
+					repl = a.Replacer()
+				}
+				addr := repl.ReplaceKnown(t.template, "")
+				a.release() // a first message read for {sctp.ppid} goes to the upstream
+				resolved, perr := parseTarget(addr)
+				if perr != nil {
+					p.logger.Warn("upstream address after placeholders", zap.Stringer("remote", c.RemoteAddr()),
+						zap.String("upstream", t.template), zap.Error(perr))
+					continue
+				}
+				t = resolved
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Duration(p.DialTimeout))
 			up, err := dial(ctx, p.policy, t, cfg)
 			cancel()
@@ -204,6 +233,7 @@ func (p *Proxy) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 // Interface guards
 var (
 	_ Handler               = (*Proxy)(nil)
+	_ AssociationHandler    = (*Proxy)(nil)
 	_ caddy.Provisioner     = (*Proxy)(nil)
 	_ caddy.Validator       = (*Proxy)(nil)
 	_ caddyfile.Unmarshaler = (*Proxy)(nil)

@@ -3,6 +3,7 @@
 package l4sctp_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -88,4 +89,58 @@ func TestRoutesWithMatchers(t *testing.T) {
 			t.Fatalf("association that no route matches: %v, want an abort", err)
 		}
 	})
+}
+
+// startAt starts a ppidShifter upstream in ns on a fixed address.
+func startAt(t *testing.T, ns *sctptest.Netns, addr string, offset uint32) {
+	t.Helper()
+	ln, err := sctpnet.Listen(context.Background(), ns.Socket, "sctp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.AcceptConn(context.Background())
+			if err != nil {
+				return
+			}
+			go ppidShifter(offset)(c)
+		}
+	}()
+}
+
+// Placeholders in an upstream address: one server listening in two
+// namespaces sends each association to the upstream in the namespace it
+// arrived in ({sctp.netns.name}), on the port its first message's PPID
+// names ({sctp.ppid}); the first message still reaches the upstream.
+func TestUpstreamPlaceholders(t *testing.T) {
+	a := requireGuestSetup(t)
+	nsC, nsD := sctptest.NewNetns(t, ""), sctptest.NewNetns(t, "")
+	startAt(t, nsC, "127.0.0.1:38560", 1000)
+	startAt(t, nsD, "127.0.0.1:38560", 2000)
+	startAt(t, nsD, "127.0.0.1:38518", 3000)
+	a.mustLoad(t, a.sctpConfig(map[string]string{
+		"tenants": proxyServer([]string{nsListen(nsC, "127.0.0.1:38412"), nsListen(nsD, "127.0.0.1:38412")},
+			"netns/{sctp.netns.name}/sctp/127.0.0.1:385{sctp.ppid}"),
+	}, ""))
+	for _, tc := range []struct {
+		ns          *sctptest.Netns
+		ppid, shift uint32
+	}{{nsC, 60, 1000}, {nsD, 60, 2000}, {nsD, 18, 3000}} {
+		c := mustDial(t, tc.ns, "127.0.0.1:38412")
+		c.SetReadDeadline(time.Now().Add(time.Minute))
+		for i := range 2 {
+			msg := []byte(fmt.Sprintf("message %d", i))
+			if _, err := c.WriteMsg(msg, sctpnet.Info{PPID: sctpnet.RawPPID(tc.ppid)}); err != nil {
+				t.Fatal(err)
+			}
+			got, info, err := c.ReadMessage(nil)
+			if err != nil || string(got) != string(msg) || info.PPIDNumber() != tc.ppid+tc.shift {
+				t.Fatalf("namespace %s, PPID %d, message %d: %q PPID %d (%v); want %q PPID %d",
+					tc.ns.Name, tc.ppid, i, got, info.PPIDNumber(), err, msg, tc.ppid+tc.shift)
+			}
+		}
+		c.Close()
+	}
 }
