@@ -19,17 +19,19 @@ type Conn struct {
 	f     *os.File
 	rc    syscall.RawConn
 	raddr *sctp.SCTPAddr
-	max   int // Config.MaxMessageSize
+	max   atomic.Int64 // Config.MaxMessageSize
 
 	closed    atomic.Bool
 	laddrOnce sync.Once
 	laddr     net.Addr
 
 	rmu     sync.Mutex
-	rerr    error  // sticky: io.EOF or an abort
-	oob     []byte // control data of the current recvmsg
-	notif   []byte // a notification read in pieces
-	scratch []byte // buffer for the pieces after the first
+	rerr    error    // sticky: io.EOF or an abort
+	oob     []byte   // control data of the current recvmsg
+	notif   []byte   // a notification read in pieces
+	scratch []byte   // buffer for the pieces after the first
+	held    [][]byte // a message given back with Unread
+	heldInf Info
 }
 
 // RemoteAddr returns the peer's address as dialed or accepted.

@@ -29,7 +29,12 @@ func newConn(fd int, raddr *sctp.SCTPAddr, cfg Config) (*Conn, error) {
 		f.Close()
 		return nil, err
 	}
-	return &Conn{f: f, rc: rc, raddr: raddr, max: cfg.MaxMessageSize, oob: make([]byte, oobSize)}, nil
+	c := &Conn{f: f, rc: rc, raddr: raddr, oob: make([]byte, oobSize)}
+	c.max.Store(int64(cfg.MaxMessageSize))
+	// Best effort: where the kernel refuses, larger messages fail to send
+	// with EMSGSIZE; SetMaxMessageSize reports why.
+	_ = fitSendBuffer(fd, cfg.MaxMessageSize)
+	return c, nil
 }
 
 // LocalAddr returns the association's local addresses.
@@ -68,6 +73,34 @@ func (c *Conn) recvmsg(b []byte) (n, oobn, flags int, err error) {
 	return n, oobn, flags, err
 }
 
+// recvPiece is recvmsg into a buffer from the piece pool, taken only once
+// the socket is readable: while it waits, the Conn holds no buffer.
+func (c *Conn) recvPiece() (b []byte, n, oobn, flags int, err error) {
+	rerr := c.rc.Read(func(fd uintptr) bool {
+		b = getPiece()
+		for {
+			n, oobn, flags, _, err = unix.Recvmsg(int(fd), b, c.oob, 0)
+			if err != unix.EINTR {
+				break
+			}
+		}
+		if err == unix.EAGAIN {
+			ReleasePieces([][]byte{b})
+			b = nil
+			return false
+		}
+		return true
+	})
+	if rerr != nil {
+		return nil, 0, 0, 0, rerr
+	}
+	if err != nil {
+		ReleasePieces([][]byte{b})
+		return nil, 0, 0, 0, err
+	}
+	return b, n, oobn, flags, nil
+}
+
 // ReadMsg reads what one recvmsg returns of the next message into b: all
 // of it, or a piece if the message is larger than b or than the kernel
 // hands over at once. flags has MsgEOR on the read that ends the message.
@@ -81,56 +114,86 @@ func (c *Conn) ReadMsg(b []byte) (n int, info Info, flags int, err error) {
 }
 
 func (c *Conn) readMsg(b []byte) (int, Info, int, error) {
-	if c.rerr != nil {
-		return 0, Info{}, 0, c.rerr
+	n, info, flags, _, err := c.readInto(b)
+	return n, info, flags, err
+}
+
+// readInto is readMsg into b or, if b is nil, into a piece from the pool
+// (returned as piece; released on error and for notifications).
+func (c *Conn) readInto(b []byte) (n int, info Info, flags int, piece []byte, err error) {
+	n, info, flags, piece, err = c.readOne(b)
+	if err != nil && piece != nil {
+		ReleasePieces([][]byte{piece})
+		piece = nil
 	}
-	if len(b) == 0 {
-		return 0, Info{}, 0, c.opErr("read", errors.New("empty buffer"))
+	return n, info, flags, piece, err
+}
+
+func (c *Conn) readOne(b []byte) (int, Info, int, []byte, error) {
+	if c.rerr != nil {
+		return 0, Info{}, 0, nil, c.rerr
+	}
+	if b != nil && len(b) == 0 {
+		return 0, Info{}, 0, nil, c.opErr("read", errors.New("empty buffer"))
 	}
 	for {
-		buf := b
-		if len(c.notif) > 0 { // the rest of a notification
-			if c.scratch == nil {
-				c.scratch = make([]byte, 4096)
+		var (
+			buf            []byte
+			piece          []byte
+			n, oobn, flags int
+			err            error
+		)
+		if len(c.notif) > 0 || b != nil {
+			buf = b
+			if len(c.notif) > 0 { // the rest of a notification
+				if c.scratch == nil {
+					c.scratch = make([]byte, 4096)
+				}
+				buf = c.scratch
 			}
-			buf = c.scratch
+			n, oobn, flags, err = c.recvmsg(buf)
+		} else {
+			piece, n, oobn, flags, err = c.recvPiece()
+			buf = piece
 		}
-		n, oobn, flags, err := c.recvmsg(buf)
 		if err != nil {
 			if errors.Is(err, unix.ECONNRESET) {
 				c.rerr = c.opErr("read", fmt.Errorf("%w: %w", ErrAborted, err))
-				return 0, Info{}, 0, c.rerr
+				return 0, Info{}, 0, nil, c.rerr
 			}
-			return 0, Info{}, 0, c.opErr("read", err)
+			return 0, Info{}, 0, nil, c.opErr("read", err)
 		}
 		if flags&sctp.MSG_NOTIFICATION != 0 {
 			c.notif = append(c.notif, buf[:n]...)
+			if piece != nil {
+				ReleasePieces([][]byte{piece})
+			}
 			if flags&unix.MSG_EOR == 0 && !notificationComplete(c.notif) {
 				if len(c.notif) > maxNotification {
-					return 0, Info{}, 0, c.opErr("read", fmt.Errorf("notification longer than %d bytes", maxNotification))
+					return 0, Info{}, 0, nil, c.opErr("read", fmt.Errorf("notification longer than %d bytes", maxNotification))
 				}
 				continue
 			}
 			note, perr := parseNotification(c.notif)
 			c.notif = c.notif[:0]
 			if perr != nil {
-				return 0, Info{}, 0, c.opErr("read", perr)
+				return 0, Info{}, 0, nil, c.opErr("read", perr)
 			}
 			if err := note.err(); err != nil {
 				if err != io.EOF {
 					err = c.opErr("read", err)
 				}
 				c.rerr = err
-				return 0, Info{}, 0, err
+				return 0, Info{}, 0, nil, err
 			}
 			continue
 		}
 		if n == 0 { // the peer's SHUTDOWN completed
 			c.rerr = io.EOF
-			return 0, Info{}, 0, io.EOF
+			return 0, Info{}, 0, piece, io.EOF
 		}
 		info, _ := parseRcvInfo(c.oob[:oobn])
-		return n, info, flags, nil
+		return n, info, flags, piece, nil
 	}
 }
 
@@ -141,6 +204,15 @@ func (c *Conn) readMsg(b []byte) (int, Info, int, error) {
 func (c *Conn) ReadMessage(buf []byte) ([]byte, Info, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
+	if c.held != nil {
+		msg := buf[:0]
+		for _, b := range c.held {
+			msg = append(msg, b...)
+		}
+		ReleasePieces(c.held)
+		c.held = nil
+		return msg, c.heldInf, nil
+	}
 	const chunk = 64 << 10
 	msg := buf[:0]
 	var info Info
@@ -159,7 +231,7 @@ func (c *Conn) ReadMessage(buf []byte) ([]byte, Info, error) {
 		if flags&unix.MSG_EOR != 0 {
 			return msg, info, nil
 		}
-		if len(msg) > c.max {
+		if max := int(c.max.Load()); len(msg) > max {
 			size := len(msg)
 			for flags&unix.MSG_EOR == 0 {
 				n, _, flags, err = c.readMsg(msg[:cap(msg)])
@@ -168,9 +240,152 @@ func (c *Conn) ReadMessage(buf []byte) ([]byte, Info, error) {
 				}
 				size += n
 			}
-			return msg[:0], info, c.opErr("read", fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooLarge, size, c.max))
+			return msg[:0], info, c.opErr("read", fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooLarge, size, max))
 		}
 	}
+}
+
+// ReadMessagePieces reads one whole message as a list of buffers of at
+// most PieceSize bytes each, appended to p (pass p[:0] or nil). The buffers
+// come from a pool shared by all Conns and are taken only once data has
+// arrived, so a Conn waiting for a message holds none; hand them back with
+// ReleasePieces after use. Info is the first piece's. The pieces of a
+// message larger than the kernel's receive buffer arrive by partial
+// delivery as they come in; memory grows with the message, up to
+// Config.MaxMessageSize. A message above that limit is not read further:
+// ReadMessagePieces returns an error matching ErrMessageTooLarge, and the
+// same error on every later read, since the association cannot go on
+// mid-message (abort it).
+func (c *Conn) ReadMessagePieces(p [][]byte) ([][]byte, Info, error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if c.held != nil {
+		p = append(p, c.held...)
+		c.held = nil
+		return p, c.heldInf, nil
+	}
+	var (
+		info Info
+		size int
+	)
+	for first := true; ; first = false {
+		n, inf, flags, piece, err := c.readInto(nil)
+		if err != nil {
+			return ReleasePieces(p), info, err
+		}
+		if first {
+			info = inf
+		}
+		p = append(p, piece[:n])
+		size += n
+		if max := int(c.max.Load()); size > max {
+			c.rerr = c.opErr("read", fmt.Errorf("%w: more than %d bytes on stream %d", ErrMessageTooLarge, max, info.Stream))
+			return ReleasePieces(p), info, c.rerr
+		}
+		if flags&unix.MSG_EOR != 0 {
+			return p, info, nil
+		}
+	}
+}
+
+// Unread gives back a whole message read with ReadMessagePieces, so that
+// the next ReadMessagePieces or ReadMessage returns it again, with info:
+// a caller can look at an association's first message (its PPID, say)
+// before deciding who gets the association. The pieces are the Conn's
+// until then. Only one message can be held.
+func (c *Conn) Unread(p [][]byte, info Info) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	c.held, c.heldInf = append([][]byte(nil), p...), info
+}
+
+// WriteMsgBuffers sends the concatenation of bufs as one message, like
+// WriteMsg, without copying them together.
+func (c *Conn) WriteMsgBuffers(bufs [][]byte, info Info) (int, error) {
+	if len(bufs) == 1 {
+		return c.WriteMsg(bufs[0], info)
+	}
+	size := 0
+	for _, b := range bufs {
+		size += len(b)
+	}
+	if size == 0 {
+		return 0, c.opErr("write", errors.New("empty message"))
+	}
+	oob := encodeSndInfo(info)
+	var n int
+	var err error
+	werr := c.rc.Write(func(fd uintptr) bool {
+		for {
+			n, err = unix.SendmsgBuffers(int(fd), bufs, oob, nil, 0)
+			if err != unix.EINTR {
+				return err != unix.EAGAIN
+			}
+		}
+	})
+	return n, c.writeErr(werr, err)
+}
+
+func (c *Conn) writeErr(werr, err error) error {
+	if werr != nil {
+		return c.opErr("write", werr)
+	}
+	if err != nil {
+		if errors.Is(err, unix.ECONNRESET) {
+			err = fmt.Errorf("%w: %w", ErrAborted, err)
+		}
+		return c.opErr("write", os.NewSyscallError("sendmsg", err))
+	}
+	return nil
+}
+
+// MaxMessageSize returns the largest message ReadMessage and
+// ReadMessagePieces accept.
+func (c *Conn) MaxMessageSize() int { return int(c.max.Load()) }
+
+// SetMaxMessageSize changes the largest message ReadMessage and
+// ReadMessagePieces accept (n <= 0: DefaultMaxMessageSize) and raises the
+// send buffer to hold a message that large, since Linux refuses to send a
+// message larger than the send buffer; see fitSendBuffer.
+func (c *Conn) SetMaxMessageSize(n int) error {
+	if n <= 0 {
+		n = DefaultMaxMessageSize
+	}
+	c.max.Store(int64(n))
+	var err error
+	if cerr := c.rc.Control(func(fd uintptr) { err = fitSendBuffer(int(fd), n) }); cerr != nil {
+		return c.opErr("setsockopt", cerr)
+	}
+	if err != nil {
+		return c.opErr("setsockopt", err)
+	}
+	return nil
+}
+
+// fitSendBuffer raises fd's send buffer to at least size bytes (never
+// lowers it): SO_SNDBUF, which the kernel doubles and caps at twice
+// net.core.wmem_max, then, if that fell short, SO_SNDBUFFORCE, which
+// ignores the cap but needs CAP_NET_ADMIN. The buffer is a limit, not an
+// allocation: memory is taken only for data queued.
+func fitSendBuffer(fd, size int) error {
+	cur, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF)
+	if err != nil {
+		return os.NewSyscallError("getsockopt SO_SNDBUF", err)
+	}
+	if cur >= size {
+		return nil
+	}
+	half := (size + 1) / 2
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, half); err != nil {
+		return os.NewSyscallError("setsockopt SO_SNDBUF", err)
+	}
+	if cur, err = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF); err == nil && cur >= size {
+		return nil
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, half); err != nil {
+		return fmt.Errorf("send buffer of %d bytes for messages up to %d bytes (net.core.wmem_max caps SO_SNDBUF, and SO_SNDBUFFORCE needs CAP_NET_ADMIN): %w", cur, size, os.NewSyscallError("setsockopt SO_SNDBUFFORCE", err))
+	}
+	return nil
 }
 
 // WriteMsg sends p as one message with the stream, PPID (raw), flags and
@@ -191,14 +406,8 @@ func (c *Conn) WriteMsg(p []byte, info Info) (int, error) {
 			}
 		}
 	})
-	if werr != nil {
-		return 0, c.opErr("write", werr)
-	}
-	if err != nil {
-		if errors.Is(err, unix.ECONNRESET) {
-			err = fmt.Errorf("%w: %w", ErrAborted, err)
-		}
-		return 0, c.opErr("write", os.NewSyscallError("sendmsg", err))
+	if err := c.writeErr(werr, err); err != nil {
+		return 0, err
 	}
 	return n, nil
 }

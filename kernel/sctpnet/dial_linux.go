@@ -56,11 +56,11 @@ func (cfg Config) Dial(ctx context.Context, socket SocketFunc, network, address 
 	}
 	if len(raddr.IPAddrs) == 1 {
 		var sa unix.Sockaddr
-		if sa, err = sockaddr(family, raddr.IPAddrs[0], raddr.Port); err == nil {
+		if sa, err = sockaddr(fd, family, raddr.IPAddrs[0], raddr.Port); err == nil {
 			err = unix.Connect(fd, sa)
 		}
 	} else {
-		_, err = sctp.SCTPConnect(fd, raddr) // sctp_connectx
+		err = connectx(fd, family, raddr)
 	}
 	switch {
 	case err == nil, errors.Is(err, unix.EINPROGRESS), errors.Is(err, unix.EINTR):

@@ -15,10 +15,14 @@
 // recvmsg(2) returns: a message larger than the buffer (or than what the
 // kernel hands over at once, 64 KiB in practice) comes in several reads,
 // and only the last has MsgEOR in its flags. Conn.ReadMessage reassembles
-// a whole message. Linux has no explicit-EOR send mode (SCTP_EXPLICIT_EOR
-// is FreeBSD's): every sendmsg(2) is one complete message. So a proxy must
-// reassemble before it forwards, and ReadMessage is what it should use;
-// WriteMsg sends one whole message.
+// a whole message into one buffer; Conn.ReadMessagePieces reads it as the
+// pieces partial delivery hands over, into pooled buffers taken only once
+// data has arrived. Linux has no explicit-EOR send mode (SCTP_EXPLICIT_EOR
+// is FreeBSD's): every sendmsg(2) is one complete message, and one larger
+// than the send buffer is refused (EMSGSIZE). So a proxy must hold a whole
+// message before it forwards it: ReadMessagePieces, then WriteMsgBuffers,
+// which sends the pieces as one message, then ReleasePieces. Every Conn's
+// send buffer is raised to hold a message of Config.MaxMessageSize.
 //
 // # PPID
 //
@@ -39,12 +43,15 @@
 //
 // # Buffers
 //
-// Socket buffer sizes are left to the kernel unless Config.ReadBuffer or
-// Config.WriteBuffer set them. Measured on Debian 12's 6.1 kernel: both
-// default to 212992 bytes; a message larger than SO_SNDBUF is refused with
+// The receive buffer is left to the kernel unless Config.ReadBuffer sets
+// it; the send buffer too, except that it is raised to hold a message of
+// Config.MaxMessageSize. Past net.core.[rw]mem_max the FORCE variants of
+// the options are used where the process has CAP_NET_ADMIN. Measured on
+// Debian 12's 6.1 kernel: both default to 212992 bytes; a message larger than SO_SNDBUF is refused with
 // EMSGSIZE; and with the default receive buffer every message larger than
 // about half of it (the advertised window) stalls 200 ms to 1 s, so that 60
 // messages of up to 200 KiB took 5.6 s, against 0.08 s with 8 MiB buffers.
-// An explicit SO_RCVBUF is capped at twice net.core.rmem_max: raise that
-// sysctl before raising ReadBuffer.
+// An explicit SO_RCVBUF is capped at twice net.core.rmem_max unless
+// SO_RCVBUFFORCE is allowed; the window an association advertises comes
+// from the receive buffer when the association starts.
 package sctpnet

@@ -130,7 +130,7 @@ func (l *Listener) AcceptConn(ctx context.Context) (*Conn, error) {
 		unix.Close(nfd)
 		return nil, l.opErr(err)
 	}
-	c, err := newConn(nfd, addrFromSockaddr(sa), l.cfg)
+	c, err := newConn(nfd, peerAddr(nfd, sa), l.cfg)
 	if err != nil {
 		return nil, l.opErr(err)
 	}

@@ -254,3 +254,44 @@ func TestNetworkErrors(t *testing.T) {
 		t.Error("listen udp: no error")
 	}
 }
+
+// TestReadMessagePieces reads a 1 MiB message as pooled pieces and sends
+// it back with WriteMsgBuffers; a message above MaxMessageSize ends the
+// reads with ErrMessageTooLarge, then and on every later read.
+func TestReadMessagePieces(t *testing.T) {
+	ln := listen(t, Config{MaxMessageSize: 2 << 20}, nil, "sctp4", "127.0.0.1:0")
+	client, server := pair(t, Config{MaxMessageSize: 2 << 20}, ln, "sctp4", "")
+	want := payload(3, 1<<20)
+	go client.WriteMsg(want, Info{Stream: 4, PPID: RawPPID(60)})
+	p, info, err := server.ReadMessagePieces(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := bytes.Join(p, nil); !bytes.Equal(got, want) || info.Stream != 4 || info.PPIDNumber() != 60 {
+		t.Fatalf("%d bytes in %d pieces, info %+v; want %d bytes", len(got), len(p), info, len(want))
+	}
+	for _, b := range p {
+		if len(b) > PieceSize {
+			t.Fatalf("piece of %d bytes", len(b))
+		}
+	}
+	if _, err := server.WriteMsgBuffers(p, info); err != nil {
+		t.Fatal(err)
+	}
+	ReleasePieces(p)
+	back, _, err := client.ReadMessage(nil)
+	if err != nil || !bytes.Equal(back, want) {
+		t.Fatalf("echo of %d bytes: %v", len(back), err)
+	}
+
+	if err := server.SetMaxMessageSize(100000); err != nil {
+		t.Fatal(err)
+	}
+	go client.WriteMsg(payload(4, 100001), Info{})
+	if _, _, err := server.ReadMessagePieces(nil); !errors.Is(err, ErrMessageTooLarge) {
+		t.Fatalf("100001 bytes with a limit of 100000: %v", err)
+	}
+	if _, _, err := server.ReadMessagePieces(nil); !errors.Is(err, ErrMessageTooLarge) {
+		t.Fatalf("read after a message too large: %v", err)
+	}
+}

@@ -45,3 +45,29 @@ func (c *Conn) Abort() error { return ErrNotSupported }
 
 // Streams is not supported on this platform.
 func (c *Conn) Streams() (in, out uint16, err error) { return 0, 0, ErrNotSupported }
+
+// ReadMessagePieces is not supported on this platform.
+func (c *Conn) ReadMessagePieces(p [][]byte) ([][]byte, Info, error) {
+	return p[:0], Info{}, ErrNotSupported
+}
+
+// WriteMsgBuffers is not supported on this platform.
+func (c *Conn) WriteMsgBuffers(bufs [][]byte, info Info) (int, error) { return 0, ErrNotSupported }
+
+// MaxMessageSize returns the configured limit.
+func (c *Conn) MaxMessageSize() int { return int(c.max.Load()) }
+
+// SetMaxMessageSize is not supported on this platform.
+func (c *Conn) SetMaxMessageSize(n int) error { return ErrNotSupported }
+
+// Tune is not supported on this platform.
+func (c *Conn) Tune(t Tuning) error { return ErrNotSupported }
+
+// SetNoDelay is not supported on this platform.
+func (c *Conn) SetNoDelay(on bool) error { return ErrNotSupported }
+
+// SetWriteBuffer is not supported on this platform.
+func (c *Conn) SetWriteBuffer(n int) error { return ErrNotSupported }
+
+// Unread holds p for the next read.
+func (c *Conn) Unread(p [][]byte, info Info) { c.held, c.heldInf = p, info }

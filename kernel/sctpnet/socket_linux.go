@@ -4,7 +4,6 @@ package sctpnet
 
 import (
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"unsafe"
@@ -77,13 +76,13 @@ func configure(fd, family int, v6only bool, cfg Config) error {
 		return os.NewSyscallError("setsockopt SCTP_INITMSG", err)
 	}
 	if cfg.WriteBuffer > 0 {
-		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, cfg.WriteBuffer); err != nil {
-			return os.NewSyscallError("setsockopt SO_SNDBUF", err)
+		if err := setBuffer(fd, unix.SO_SNDBUF, unix.SO_SNDBUFFORCE, cfg.WriteBuffer); err != nil {
+			return err
 		}
 	}
 	if cfg.ReadBuffer > 0 {
-		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, cfg.ReadBuffer); err != nil {
-			return os.NewSyscallError("setsockopt SO_RCVBUF", err)
+		if err := setBuffer(fd, unix.SO_RCVBUF, unix.SO_RCVBUFFORCE, cfg.ReadBuffer); err != nil {
+			return err
 		}
 	}
 	if !cfg.Nagle {
@@ -91,7 +90,25 @@ func configure(fd, family int, v6only bool, cfg Config) error {
 			return os.NewSyscallError("setsockopt SCTP_NODELAY", err)
 		}
 	}
+	if err := applyTuning(fd, cfg.Tuning); err != nil {
+		return err
+	}
 	return subscribe(fd)
+}
+
+// setBuffer sets a socket buffer to n bytes (the kernel doubles it). The
+// plain option is capped at net.core.wmem_max or rmem_max; where that cut
+// it short, the FORCE variant, which needs CAP_NET_ADMIN, is tried, and if
+// it is refused the capped size stays.
+func setBuffer(fd, opt, force, n int) error {
+	name := map[int]string{unix.SO_SNDBUF: "SO_SNDBUF", unix.SO_RCVBUF: "SO_RCVBUF"}[opt]
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, opt, n); err != nil {
+		return os.NewSyscallError("setsockopt "+name, err)
+	}
+	if got, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, opt); err == nil && got < 2*n {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, force, n)
+	}
+	return nil
 }
 
 // subscribe asks for SCTP_RCVINFO with every message and for the
@@ -129,28 +146,6 @@ func chooseFamily(network string, a *sctp.SCTPAddr) (family int, v6only bool) {
 	return unix.AF_INET, false
 }
 
-func sockaddr(family int, ip net.IPAddr, port int) (unix.Sockaddr, error) {
-	if family == unix.AF_INET {
-		ip4 := ip.IP.To4()
-		if ip4 == nil {
-			return nil, fmt.Errorf("%s is not an IPv4 address", ip.IP)
-		}
-		sa := &unix.SockaddrInet4{Port: port}
-		copy(sa.Addr[:], ip4)
-		return sa, nil
-	}
-	sa := &unix.SockaddrInet6{Port: port}
-	copy(sa.Addr[:], ip.IP.To16()) // IPv4 becomes v4-mapped
-	if ip.Zone != "" {
-		ifi, err := net.InterfaceByName(ip.Zone)
-		if err != nil {
-			return nil, fmt.Errorf("zone %q: %w", ip.Zone, err)
-		}
-		sa.ZoneId = uint32(ifi.Index)
-	}
-	return sa, nil
-}
-
 // bindAddr binds fd to a: the wildcard, one address, or several through
 // sctp_bindx for a multi-homed endpoint.
 func bindAddr(fd, family int, a *sctp.SCTPAddr) error {
@@ -159,10 +154,10 @@ func bindAddr(fd, family int, a *sctp.SCTPAddr) error {
 		if family == unix.AF_INET6 {
 			any = net.IPv6unspecified
 		}
-		sa, _ := sockaddr(family, net.IPAddr{IP: any}, a.Port)
+		sa, _ := sockaddr(fd, family, net.IPAddr{IP: any}, a.Port)
 		return os.NewSyscallError("bind", unix.Bind(fd, sa))
 	}
-	sa, err := sockaddr(family, a.IPAddrs[0], a.Port)
+	sa, err := sockaddr(fd, family, a.IPAddrs[0], a.Port)
 	if err != nil {
 		return err
 	}
@@ -177,7 +172,7 @@ func bindAddr(fd, family int, a *sctp.SCTPAddr) error {
 		return err
 	}
 	rest := &sctp.SCTPAddr{IPAddrs: a.IPAddrs[1:], Port: port}
-	return os.NewSyscallError("sctp_bindx", sctp.SCTPBind(fd, rest, sctp.SCTP_BINDX_ADD_ADDR))
+	return bindx(fd, family, rest)
 }
 
 func localPort(fd int) (int, error) {
@@ -192,35 +187,4 @@ func localPort(fd int) (int, error) {
 		return sa.Port, nil
 	}
 	return 0, errors.New("getsockname: not an inet address")
-}
-
-// addrFromSockaddr turns an accepted peer's address into an SCTPAddr.
-func addrFromSockaddr(sa unix.Sockaddr) *sctp.SCTPAddr {
-	switch sa := sa.(type) {
-	case *unix.SockaddrInet4:
-		return &sctp.SCTPAddr{IPAddrs: []net.IPAddr{{IP: net.IP(sa.Addr[:]).To16()}}, Port: sa.Port}
-	case *unix.SockaddrInet6:
-		ip := net.IPAddr{IP: net.IP(sa.Addr[:])}
-		if ip.IP.To4() != nil {
-			ip.IP = ip.IP.To4()
-		} else if sa.ZoneId != 0 {
-			if ifi, err := net.InterfaceByIndex(int(sa.ZoneId)); err == nil {
-				ip.Zone = ifi.Name
-			}
-		}
-		return &sctp.SCTPAddr{IPAddrs: []net.IPAddr{ip}, Port: sa.Port}
-	}
-	return nil
-}
-
-// localAddrs asks the kernel for all local addresses of fd's association
-// (or endpoint), falling back to getsockname.
-func localAddrs(fd int) *sctp.SCTPAddr {
-	if a, err := sctp.NewSCTPConn(fd, nil).SCTPLocalAddr(0); err == nil && len(a.IPAddrs) > 0 {
-		return a
-	}
-	if sa, err := unix.Getsockname(fd); err == nil {
-		return addrFromSockaddr(sa)
-	}
-	return nil
 }

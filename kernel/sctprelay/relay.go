@@ -2,10 +2,16 @@
 // proxy does, and echoes them, as a test server does. It works on
 // sctpnet.Conn and knows nothing of Caddy.
 //
-// Each message is read whole (sctpnet.Conn.ReadMessage reassembles the
-// pieces up to MSG_EOR) and written as one message with the same stream
-// identifier, the same payload protocol identifier (raw, never
-// byte-swapped) and the same unordered flag.
+// Each message is read whole, as the pieces the kernel hands over
+// (sctpnet.Conn.ReadMessagePieces, partial delivery up to MSG_EOR, in
+// pooled buffers taken only when data arrives), and written as one message
+// (one sendmsg(2) of those pieces: Linux has no explicit end-of-record
+// mode) with the same stream identifier, the same payload protocol
+// identifier (raw, never byte-swapped) and the same unordered flag. The
+// buffers go back to the pool as soon as the message is sent, so an idle
+// association holds none, and a busy one at most its message in transit,
+// bounded by the source Conn's MaxMessageSize; a larger message aborts
+// both associations with an error matching sctpnet.ErrMessageTooLarge.
 //
 // The end of one association is passed on to the other: a graceful
 // SHUTDOWN becomes a Shutdown, an ABORT (or a lost association) an Abort.
@@ -66,11 +72,13 @@ func Relay(a, b *sctpnet.Conn) Result {
 func forward(dst, src *sctpnet.Conn, fail func(error)) Stats {
 	var (
 		st       Stats
-		buf      []byte
+		msg      [][]byte
 		draining bool // dst refuses data because it is shutting down
 	)
 	for {
-		msg, info, err := src.ReadMessage(buf)
+		var info sctpnet.Info
+		var err error
+		msg, info, err = src.ReadMessagePieces(msg)
 		if err != nil {
 			switch {
 			case errors.Is(err, io.EOF):
@@ -84,21 +92,24 @@ func forward(dst, src *sctpnet.Conn, fail func(error)) Stats {
 			}
 			return st
 		}
-		buf = msg
 		if draining {
+			msg = sctpnet.ReleasePieces(msg)
 			continue
 		}
-		_, err = dst.WriteMsg(msg, Forwarded(info))
+		var n int
+		n, err = dst.WriteMsgBuffers(msg, Forwarded(info))
+		size := piecesLen(msg)
+		msg = sctpnet.ReleasePieces(msg)
 		switch {
 		case err == nil:
 			st.Messages++
-			st.Bytes += int64(len(msg))
+			st.Bytes += int64(n)
 		case errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ESHUTDOWN):
 			// dst is being shut down: its reader will see the end
 			// and shut src down; until then, drop what src sends.
 			draining = true
 		default:
-			fail(fmt.Errorf("forwarding a message of %d bytes on stream %d: %w", len(msg), info.Stream, err))
+			fail(fmt.Errorf("forwarding a message of %d bytes on stream %d: %w", size, info.Stream, err))
 			_ = dst.Abort()
 			_ = src.Abort()
 			return st
@@ -118,9 +129,11 @@ func Forwarded(info sctpnet.Info) sctpnet.Info {
 // error it aborts the association.
 func Echo(c *sctpnet.Conn) error {
 	defer c.Close()
-	var buf []byte
+	var msg [][]byte
 	for {
-		msg, info, err := c.ReadMessage(buf)
+		var info sctpnet.Info
+		var err error
+		msg, info, err = c.ReadMessagePieces(msg)
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
@@ -128,10 +141,20 @@ func Echo(c *sctpnet.Conn) error {
 			_ = c.Abort()
 			return err
 		}
-		buf = msg
-		if _, err := c.WriteMsg(msg, Forwarded(info)); err != nil {
+		_, err = c.WriteMsgBuffers(msg, Forwarded(info))
+		size := piecesLen(msg)
+		msg = sctpnet.ReleasePieces(msg)
+		if err != nil {
 			_ = c.Abort()
-			return fmt.Errorf("echoing a message of %d bytes on stream %d: %w", len(msg), info.Stream, err)
+			return fmt.Errorf("echoing a message of %d bytes on stream %d: %w", size, info.Stream, err)
 		}
 	}
+}
+
+func piecesLen(p [][]byte) int {
+	n := 0
+	for _, b := range p {
+		n += len(b)
+	}
+	return n
 }

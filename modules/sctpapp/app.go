@@ -55,25 +55,80 @@ type Server struct {
 	// range listens on each port. Required: at least one.
 	Listen []string `json:"listen,omitempty"`
 
-	// Routes handle the associations. There are no matchers yet: the
-	// first route handles every association, and it must have exactly one
-	// handler. Required: exactly one route.
+	// Routes handle the associations: the first route whose matchers
+	// match an association gets it; one that no route matches is aborted.
+	// A route without matchers matches every association. Required: at least
+	// one.
 	Routes []*Route `json:"routes,omitempty"`
 
-	name    string
-	logger  *zap.Logger
-	addrs   []caddy.NetworkAddress
-	handler Handler
+	// MaxMessageSize is the largest message, in bytes, forwarded or
+	// echoed on this server's associations, each way (the proxy applies it
+	// to the upstream association too). Messages of any size up to it are
+	// read piece by piece as the kernel delivers them and sent whole, and
+	// each socket's send buffer is raised to hold one (Linux cannot send a
+	// message larger than the send buffer). A larger message aborts that
+	// association (and its upstream's) at once, with a warning in the log;
+	// other associations go on. Memory: an idle association holds no
+	// buffer; one with a message in transit holds that message, at most
+	// this size. Default: 4 MiB (4194304).
+	MaxMessageSize int `json:"max_message_size,omitempty"`
+
+	// Tuning sets SCTP parameters (retransmission timeouts, heartbeats,
+	// retransmission limits, SACKs, Nagle, send buffer) of every
+	// association this server accepts, right after it is accepted. Stream
+	// counts and INIT limits act when an association starts and are
+	// refused here; see the proxy's tuning for upstream dials. Default:
+	// none (the kernel's net.sctp.* values of the namespace).
+	Tuning *Tuning `json:"tuning,omitempty"`
+
+	name   string
+	logger *zap.Logger
+	addrs  []caddy.NetworkAddress
 }
 
-// Route is a list of handlers.
+// MaxMessageSizeLimit is the largest max_message_size accepted: 1 GiB.
+const MaxMessageSizeLimit = 1 << 30
+
+// Route is a list of matcher sets and a handler.
 type Route struct {
+	// MatcherSetsRaw are the matcher sets of this route: it matches an
+	// association when all matchers of any one set match (an empty list
+	// matches every association). Matchers are modules in the
+	// sctp.matchers namespace: netns, remote_ip, local_port, ppid.
+	// Default: none (the route matches every association).
+	MatcherSetsRaw []caddy.ModuleMap `json:"match,omitempty" caddy:"namespace=sctp.matchers"`
+
 	// Handlers for the associations of this route, modules in the
 	// sctp.handlers namespace, named by their "handler" key. Required:
-	// exactly one.
+	// exactly one (proxy and echo end the association).
 	HandlersRaw []json.RawMessage `json:"handle,omitempty" caddy:"namespace=sctp.handlers inline_key=handler"`
 
-	handlers []Handler
+	matcherSets [][]Matcher
+	handlers    []Handler
+}
+
+// matches reports whether the route takes a.
+func (r *Route) matches(a *Association) (bool, error) {
+	if len(r.matcherSets) == 0 {
+		return true, nil
+	}
+	for _, set := range r.matcherSets {
+		all := true
+		for _, m := range set {
+			ok, err := m.MatchSCTP(a)
+			if err != nil {
+				return false, err
+			}
+			if !ok {
+				all = false
+				break
+			}
+		}
+		if all {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // Handler handles SCTP associations. Modules in the sctp.handlers
@@ -119,6 +174,15 @@ func (a *App) Provision(ctx caddy.Context) error {
 
 func (s *Server) provision(ctx caddy.Context, name string, logger *zap.Logger) error {
 	s.name, s.logger = name, logger
+	if s.MaxMessageSize < 0 || s.MaxMessageSize > MaxMessageSizeLimit {
+		return fmt.Errorf("max_message_size: %d is outside 1 to %d bytes", s.MaxMessageSize, MaxMessageSizeLimit)
+	}
+	if s.MaxMessageSize == 0 {
+		s.MaxMessageSize = sctpnet.DefaultMaxMessageSize
+	}
+	if err := s.Tuning.validate(false); err != nil {
+		return fmt.Errorf("tuning: %w", err)
+	}
 	if len(s.Listen) == 0 {
 		return errors.New("listen: no address")
 	}
@@ -133,21 +197,37 @@ func (s *Server) provision(ctx caddy.Context, name string, logger *zap.Logger) e
 		if r == nil {
 			return fmt.Errorf("routes[%d]: empty", i)
 		}
+		sets, err := ctx.LoadModule(r, "MatcherSetsRaw")
+		if err != nil {
+			return fmt.Errorf("routes[%d]: loading matchers: %w", i, err)
+		}
+		r.matcherSets = nil
+		for _, set := range sets.([]map[string]any) {
+			var ms []Matcher
+			for _, m := range set {
+				ms = append(ms, m.(Matcher))
+			}
+			r.matcherSets = append(r.matcherSets, ms)
+		}
 		mods, err := ctx.LoadModule(r, "HandlersRaw")
 		if err != nil {
 			return fmt.Errorf("routes[%d]: loading handlers: %w", i, err)
 		}
+		r.handlers = nil
 		for _, m := range mods.([]any) {
 			r.handlers = append(r.handlers, m.(Handler))
 		}
+		switch len(r.handlers) {
+		case 0:
+			return fmt.Errorf("routes[%d]: no handler", i)
+		case 1:
+		default:
+			return fmt.Errorf("routes[%d]: %d handlers: a route has exactly one (proxy and echo end the association; handler chains are not supported)", i, len(r.handlers))
+		}
 	}
-	switch {
-	case len(s.Routes) == 0 || len(s.Routes[0].handlers) == 0:
-		return errors.New("routes: the first route needs a handler")
-	case len(s.Routes) > 1 || len(s.Routes[0].handlers) > 1:
-		return errors.New("routes: only one route with one handler is supported (there are no matchers yet)")
+	if len(s.Routes) == 0 {
+		return errors.New("routes: none: the first route needs a handler")
 	}
-	s.handler = s.Routes[0].handlers[0]
 	return nil
 }
 
@@ -243,9 +323,71 @@ func (s *Server) serve(ln Listener) {
 func (s *Server) handle(c *sctpnet.Conn, log *zap.Logger) {
 	log = log.With(zap.Stringer("remote", c.RemoteAddr()))
 	log.Debug("association accepted")
-	err := s.handler.HandleSCTP(c)
+	if err := c.SetMaxMessageSize(s.MaxMessageSize); err != nil {
+		log.Warn("raising the send buffer for max_message_size: larger messages will abort the association",
+			zap.Int("max_message_size", s.MaxMessageSize), zap.Error(err))
+	}
+	if err := s.tune(c); err != nil {
+		log.Warn("tuning the association", zap.Error(err))
+	}
+	h, a, err := s.route(c)
+	if err != nil {
+		_ = c.Abort()
+		log.Debug("association not routed: aborted", zap.Error(err))
+		return
+	}
+	if ah, ok := h.(AssociationHandler); ok {
+		err = ah.HandleAssociation(a)
+	} else {
+		err = h.HandleSCTP(c)
+	}
 	_ = c.Close()
+	if errors.Is(err, sctpnet.ErrMessageTooLarge) {
+		log.Warn("message larger than max_message_size: association aborted",
+			zap.Int("max_message_size", s.MaxMessageSize), zap.Error(err))
+		return
+	}
 	log.Debug("association ended", zap.Error(err))
+}
+
+// errNoRoute is why an association that no route matches is aborted.
+var errNoRoute = errors.New("no route matches")
+
+// route picks the handler of the first route that matches c. A first
+// message read for a matcher is held and given back to c for the handler.
+func (s *Server) route(c *sctpnet.Conn) (Handler, *Association, error) {
+	a := &Association{Conn: c}
+	defer a.release()
+	for i, r := range s.Routes {
+		ok, err := r.matches(a)
+		if err != nil {
+			return nil, nil, fmt.Errorf("routes[%d]: %w", i, err)
+		}
+		if ok {
+			return r.handlers[0], a, nil
+		}
+	}
+	return nil, nil, errNoRoute
+}
+
+// tune applies the server's tuning to an accepted association.
+func (s *Server) tune(c *sctpnet.Conn) error {
+	t := s.Tuning
+	if t == nil {
+		return nil
+	}
+	if err := c.Tune(t.protocol()); err != nil {
+		return err
+	}
+	if t.NoDelay != nil {
+		if err := c.SetNoDelay(*t.NoDelay); err != nil {
+			return err
+		}
+	}
+	if t.WriteBuffer > 0 {
+		return c.SetWriteBuffer(t.WriteBuffer)
+	}
+	return nil
 }
 
 // Interface guards

@@ -22,7 +22,8 @@ import (
 // proxies 1000 idle associations to an echo upstream in this process
 // (4000 SCTP sockets, each end of each leg with a goroutine waiting in a
 // read). Idle sockets must not hold OS threads: no thread may sit in
-// accept4, recvmsg or connect (ThreadsInSocketCalls), and the thread count
+// accept4, recvmsg or connect (ThreadsInSocketCalls), nor a read buffer (the
+// Go heap per idle association is checked), and the thread count
 // may grow only by what concurrent setup costs (a connect on loopback
 // runs the whole handshake in the system call), checked as in
 // TestIdleThreads: 200 associations first, then 800 more, which must not
@@ -130,12 +131,30 @@ func TestProxyIdleThreads(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 	}
 
+	heap := func() (heap, stack uint64) {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapInuse, ms.StackInuse
+	}
+	heapBefore, stackBefore := heap()
+
 	start := time.Now()
 	grow(0, conns/5)
 	step1 := threads()
 	grow(conns/5, conns)
 	step2 := threads()
 	goroutines := runtime.NumGoroutine() - goroutinesBefore
+	heapWith, stackWith := heap()
+	// Each association here is Caddy's two legs and relay and the test's
+	// echo upstream, all in this process; once idle none may hold a read
+	// buffer (it used to be 64 KiB for each of the three readers).
+	perHeap := (int64(heapWith) - int64(heapBefore)) / conns
+	t.Logf("Go memory per idle association (both legs, relay and echo upstream): %d KiB heap, %d KiB goroutine stacks",
+		perHeap>>10, (int64(stackWith)-int64(stackBefore))/conns>>10)
+	if perHeap > 32<<10 {
+		t.Errorf("the Go heap grew by %d KiB per idle association: idle associations hold read buffers", perHeap>>10)
+	}
 	t.Logf("OS threads: %d before, %d with %d listeners, %d with %d idle associations, %d with %d (%d goroutines more; set up in %v)",
 		before, loaded, ports, step1, conns/5, step2, conns, goroutines, time.Since(start).Round(time.Millisecond))
 	t.Logf("guest memory available: %d MiB before, %d MiB with %d associations; open descriptors %d before, %d with them",

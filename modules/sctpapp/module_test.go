@@ -1,6 +1,7 @@
 package sctpapp
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -76,9 +77,23 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"dial_timeout args", "proxy a {\n dial_timeout 1s 2s\n}", "wrong argument count", new(Proxy)},
 		{"echo args", "echo loud", "wrong argument count", new(Echo)},
 		{"echo block", "echo {\n loud\n}", "no options", new(Echo)},
-		{"route matcher", "sctp/:1 {\n route @m {\n echo\n }\n}", "matchers are not supported", new(Server)},
+		{"undefined matcher", "sctp/:1 {\n route @m {\n echo\n }\n}", `route: matcher "@m" is not defined`, new(Server)},
+		{"unknown matcher", "sctp/:1 {\n @m sni x\n}", `unrecognized sctp matcher "sni"`, new(Server)},
+		{"matcher args", "sctp/:1 {\n @m ppid\n}", "wrong argument count", new(Server)},
+		{"ppid value", "sctp/:1 {\n @m ppid ngap\n}", `ppid "ngap": want a number`, new(Server)},
+		{"matcher twice", "sctp/:1 {\n @m ppid 1\n @m ppid 2\n}", "matcher @m defined twice", new(Server)},
 		{"server option", "sctp/:1 {\n idle_timeout 1s\n}", `unrecognized sctp server option "idle_timeout"`, new(Server)},
 		{"unknown handler", "sctp/:1 {\n route {\n teleport\n }\n}", "sctp.handlers.teleport", new(Server)},
+		{"max_message_size value", "sctp/:1 {\n max_message_size lots\n}", `max_message_size "lots"`, new(Server)},
+		{"max_message_size zero", "sctp/:1 {\n max_message_size 0\n}", `max_message_size "0"`, new(Server)},
+		{"max_message_size huge", "sctp/:1 {\n max_message_size 2GiB\n}", `max_message_size "2GiB"`, new(Server)},
+		{"tuning option", "sctp/:1 {\n tuning {\n warp 9\n }\n}", `unrecognized tuning option "warp"`, new(Server)},
+		{"tuning number", "proxy a {\n tuning {\n out_streams 70000\n }\n}", `out_streams "70000": want a whole number from 1 to 65535`, new(Proxy)},
+		{"tuning duration", "proxy a {\n tuning {\n rto_min soon\n }\n}", `rto_min "soon"`, new(Proxy)},
+		{"tuning nodelay", "proxy a {\n tuning {\n nodelay maybe\n }\n}", `nodelay "maybe": want on or off`, new(Proxy)},
+		{"tuning size", "proxy a {\n tuning {\n read_buffer big\n }\n}", `read_buffer "big"`, new(Proxy)},
+		{"tuning args", "proxy a {\n tuning {\n sack_delay\n }\n}", "wrong argument count", new(Proxy)},
+		{"max_message_size args", "sctp/:1 {\n max_message_size\n}", "wrong argument count", new(Server)},
 	} {
 		d := caddyfile.NewTestDispenser(tc.in)
 		if _, ok := tc.unm.(*Server); ok {
@@ -88,6 +103,52 @@ func TestCaddyfileErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.err) {
 			t.Errorf("%s: %v; want error with %q", tc.name, err, tc.err)
 		}
+	}
+}
+
+func TestServerCaddyfile(t *testing.T) {
+	s := new(Server)
+	d := caddyfile.NewTestDispenser("sctp/:1 {\n max_message_size 1MiB\n route {\n echo\n }\n}")
+	d.Next()
+	if err := s.UnmarshalCaddyfile(d); err != nil {
+		t.Fatal(err)
+	}
+	if s.MaxMessageSize != 1<<20 || len(s.Routes) != 1 {
+		t.Errorf("max_message_size %d, %d routes", s.MaxMessageSize, len(s.Routes))
+	}
+}
+
+func TestRouteMatchersCaddyfile(t *testing.T) {
+	s := new(Server)
+	d := caddyfile.NewTestDispenser(`netns/ns1/sctp/:38412 {
+	@ngap ppid 60
+	@core {
+		remote_ip 10.0.0.0/8 fd00::1
+		local_port 38412 36412
+	}
+	@tenants netns tenant-a /run/netns/b
+	route @ngap @core {
+		echo
+	}
+	route @tenants {
+		echo
+	}
+	route {
+		echo
+	}
+}`)
+	d.Next()
+	if err := s.UnmarshalCaddyfile(d); err != nil {
+		t.Fatal(err)
+	}
+	got, err := json.Marshal(s.Routes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `[{"match":[{"ppid":[60]},{"local_port":[38412,36412],"remote_ip":{"ranges":["10.0.0.0/8","fd00::1"]}}],"handle":[{"handler":"echo"}]},` +
+		`{"match":[{"netns":["tenant-a","/run/netns/b"]}],"handle":[{"handler":"echo"}]},{"handle":[{"handler":"echo"}]}]`
+	if string(got) != want {
+		t.Errorf("routes\n%s\nwant\n%s", got, want)
 	}
 }
 

@@ -35,7 +35,7 @@ func listenSocket(ns *nsenter.Namespace, network, address string) (*os.File, err
 	if ns != nil {
 		socket = ns.Socket
 	}
-	ln, err := sctpnet.Listen(context.Background(), socket, network, address)
+	ln, err := sctpnet.Config{ReadBuffer: ReadBuffer}.Listen(context.Background(), socket, network, address)
 	if err != nil {
 		return nil, explain(err)
 	}

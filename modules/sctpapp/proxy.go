@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -23,6 +24,14 @@ func init() {
 // DefaultDialTimeout bounds one attempt to reach an upstream.
 const DefaultDialTimeout = 5 * time.Second
 
+// ReadBuffer is the SO_RCVBUF of the proxy's sockets, listening and
+// dialed: 4 MiB, which the kernel doubles, past net.core.rmem_max with
+// SO_RCVBUFFORCE (Caddy has CAP_NET_ADMIN where it enters namespaces).
+// With the kernel's default of 208 KiB every message larger than about
+// 100 KiB waits for a retransmission timer; the buffer is a limit, memory
+// is taken only for data waiting to be read.
+const ReadBuffer = 4 << 20
+
 // Proxy forwards every association to an upstream: each message whole,
 // with its stream, its payload protocol identifier (unchanged) and its
 // unordered flag, both ways. A graceful SHUTDOWN on one side shuts the
@@ -39,6 +48,11 @@ type Proxy struct {
 	// DialTimeout bounds each attempt to reach an upstream address
 	// (INIT and COOKIE exchange). Default: 5s.
 	DialTimeout caddy.Duration `json:"dial_timeout,omitempty"`
+
+	// Tuning sets SCTP parameters of the upstream associations, applied
+	// before each dial (all of Tuning's fields apply here). Default: none
+	// (the kernel's values; the streams follow the client's).
+	Tuning *Tuning `json:"tuning,omitempty"`
 
 	logger *zap.Logger
 	policy *allow.Policy
@@ -69,6 +83,12 @@ func (p *Proxy) Provision(ctx caddy.Context) error {
 		}
 		u.targets = u.targets[:0]
 		for j, d := range u.Dial {
+			if strings.Contains(d, "{") {
+				// Resolved per association; the allow list is checked
+				// when the namespace is opened.
+				u.targets = append(u.targets, target{template: d, addr: d})
+				continue
+			}
 			t, err := parseTarget(d)
 			if err != nil {
 				return fmt.Errorf("upstreams[%d].dial[%d]: %w", i, j, err)
@@ -89,6 +109,9 @@ func (p *Proxy) Validate() error {
 	if p.DialTimeout < 0 {
 		return fmt.Errorf("dial_timeout: %s is negative", time.Duration(p.DialTimeout))
 	}
+	if err := p.Tuning.validate(true); err != nil {
+		return fmt.Errorf("tuning: %w", err)
+	}
 	for i, u := range p.Upstreams {
 		if len(u.Dial) == 0 {
 			return fmt.Errorf("upstreams[%d].dial: no address", i)
@@ -103,16 +126,38 @@ func (p *Proxy) Validate() error {
 // HandleSCTP dials an upstream and relays messages until both
 // associations have ended.
 func (p *Proxy) HandleSCTP(c *sctpnet.Conn) error {
+	return p.HandleAssociation(&Association{Conn: c})
+}
+
+// HandleAssociation is HandleSCTP with the association's placeholders
+// replaced in the upstream addresses that have them.
+func (p *Proxy) HandleAssociation(a *Association) error {
+	c := a.Conn
 	in, out, err := c.Streams()
 	if err != nil {
 		_ = c.Abort()
 		return err
 	}
-	cfg := sctpnet.Config{OutStreams: max(in, 1), MaxInStreams: max(out, 1)}
+	cfg := p.Tuning.dialConfig(in, out, c.MaxMessageSize())
+	var repl *caddy.Replacer
 	tried := 0
 	for _, u := range p.Upstreams {
 		for _, t := range u.targets {
 			tried++
+			if t.template != "" {
+				if repl == nil {
+					repl = a.Replacer()
+				}
+				addr := repl.ReplaceKnown(t.template, "")
+				a.release() // a first message read for {sctp.ppid} goes to the upstream
+				resolved, perr := parseTarget(addr)
+				if perr != nil {
+					p.logger.Warn("upstream address after placeholders", zap.Stringer("remote", c.RemoteAddr()),
+						zap.String("upstream", t.template), zap.Error(perr))
+					continue
+				}
+				t = resolved
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Duration(p.DialTimeout))
 			up, err := dial(ctx, p.policy, t, cfg)
 			cancel()
@@ -141,10 +186,14 @@ var ErrNoUpstream = errors.New("no upstream reachable")
 //	proxy [<upstreams...>] {
 //		upstream <dial addresses...>
 //		dial_timeout <duration>
+//		tuning {
+//			<option> <value>
+//		}
 //	}
 //
 // Each same-line argument is an upstream with one dial address; an
-// upstream line in the block is one upstream with several addresses.
+// upstream line in the block is one upstream with several addresses. The
+// tuning options are Tuning's JSON names (see the sctp server's tuning).
 func (p *Proxy) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // handler name
 	for d.NextArg() {
@@ -170,6 +219,12 @@ func (p *Proxy) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			p.DialTimeout = caddy.Duration(dur)
+		case "tuning":
+			t, err := unmarshalTuning(d)
+			if err != nil {
+				return err
+			}
+			p.Tuning = t
 		default:
 			return d.Errf("unrecognized proxy option %q", d.Val())
 		}
@@ -180,6 +235,7 @@ func (p *Proxy) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 // Interface guards
 var (
 	_ Handler               = (*Proxy)(nil)
+	_ AssociationHandler    = (*Proxy)(nil)
 	_ caddy.Provisioner     = (*Proxy)(nil)
 	_ caddy.Validator       = (*Proxy)(nil)
 	_ caddyfile.Unmarshaler = (*Proxy)(nil)

@@ -15,7 +15,15 @@ type Upstream struct {
 	// netns/<namespace>/sctp/<ip>:<port> to connect from inside a network
 	// namespace (the host must then be an IP address, since a name would
 	// be resolved outside the namespace). IPv6 hosts go in brackets:
-	// sctp/[::1]:38412, netns/[ns1/sctp/::1]:38412. Required: at least one.
+	// sctp/[::1]:38412, netns/[ns1/sctp/::1]:38412. Placeholders of the
+	// association are replaced in each address before it is dialed:
+	// {sctp.netns.name}, {sctp.netns.inode}, {sctp.netns.id} (the
+	// arrival namespace), {sctp.remote_ip}, {sctp.remote_port},
+	// {sctp.local_port} and {sctp.ppid} (of the first message, which is
+	// held and then forwarded unchanged); e.g.
+	// netns/{sctp.netns.name}/sctp/10.0.0.2:38412 sends each namespace of
+	// a set to its own core. The config's allow list is checked when the
+	// resulting namespace is opened. Required: at least one.
 	Dial []string `json:"dial,omitempty"`
 
 	targets []target
@@ -27,6 +35,7 @@ type target struct {
 	network  string // sctp, sctp4 or sctp6
 	hostport string // as sctpnet.ResolveAddr takes it
 	addr     string // as configured
+	template string // set when addr has placeholders: parsed per association
 }
 
 func (t target) String() string { return t.addr }
