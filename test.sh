@@ -38,6 +38,6 @@ status=0
 go test -count=1 -json "$@" ./... 2>&1 | "$tmp/skipcheck" "$tmp/test.log" || status=$?
 if [ "$status" != 0 ]; then
 	echo "test.sh: FAIL" >&2
-	grep -B2 -A20 -E '^ *--- FAIL' "$tmp/test.log" | head -200 >&2 || true
+	grep -B30 -A20 -E '^ *--- FAIL' "$tmp/test.log" | head -200 >&2 || true
 fi
 exit "$status"
