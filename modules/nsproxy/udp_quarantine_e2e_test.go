@@ -3,7 +3,9 @@ package nsproxy_test
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"runtime"
 	"strings"
@@ -45,9 +47,15 @@ func TestUDPLateReplyStaysWithItsFlow(t *testing.T) {
 			`"routes":[{"handle":[{"handler":"netns_proxy","upstreams":[{"dial":"netns/%s/udp/127.0.0.1:9000"}]}]}]}`,
 			a, b, idle, be),
 	}), "json")
-	// The listeners and the backend are up: this is the baseline.
-	time.Sleep(200 * time.Millisecond)
+	// The listeners and the backend are up: this is the baseline, once
+	// what the load left running has ended.
+	time.Sleep(time.Second)
 	fds0, gor0 := openFDs(t), runtime.NumGoroutine()
+	for range 5 {
+		time.Sleep(100 * time.Millisecond)
+		fds0, gor0 = min(fds0, openFDs(t)), min(gor0, runtime.NumGoroutine())
+	}
+	discarded0 := metric(t, admin, "caddy_netns_udp_late_datagrams_discarded_total")
 
 	var misdirected, served atomic.Int64
 	round := func(i int, slowNS, fastNS string) {
@@ -105,18 +113,53 @@ func TestUDPLateReplyStaysWithItsFlow(t *testing.T) {
 	}
 
 	// Flows idle out, their upstream sockets leave quarantine: nothing is
-	// left behind.
+	// left behind, and every late answer was read and discarded there.
 	var fds1, gor1 int
+	var held int64
 	for end := time.Now().Add(60 * time.Second); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
 		fds1, gor1 = openFDs(t), runtime.NumGoroutine()
-		if fds1 <= fds0 && gor1 <= gor0 {
+		held = metric(t, admin, "caddy_netns_udp_quarantine_sockets")
+		if fds1 <= fds0 && gor1 <= gor0 && held == 0 {
 			break
 		}
 	}
-	t.Logf("after the flows and the quarantine: goroutines %d -> %d, fds %d -> %d", gor0, gor1, fds0, fds1)
-	if fds1 > fds0 || gor1 > gor0 {
-		t.Errorf("60s after the flows ended: goroutines %d -> %d, fds %d -> %d", gor0, gor1, fds0, fds1)
+	t.Logf("after the flows and the quarantine: goroutines %d -> %d, fds %d -> %d, sockets in quarantine %d",
+		gor0, gor1, fds0, fds1, held)
+	if fds1 > fds0 || gor1 > gor0 || held != 0 {
+		t.Errorf("60s after the flows ended: goroutines %d -> %d, fds %d -> %d, sockets in quarantine %d",
+			gor0, gor1, fds0, fds1, held)
 	}
+	if n := metric(t, admin, "caddy_netns_udp_late_datagrams_discarded_total") - discarded0; n < late {
+		t.Errorf("quarantine discarded %d datagrams; the backend sent %d late answers", n, late)
+	}
+}
+
+// metric returns the value of an unlabelled metric on the admin /metrics
+// endpoint; -1 when it is not there.
+func metric(t *testing.T, admin *e2e.Admin, name string) int64 {
+	t.Helper()
+	// No connection is kept: the test counts file descriptors.
+	c := http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Get(admin.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(l, name+" "); ok {
+			var f float64
+			if _, err := fmt.Sscan(v, &f); err != nil {
+				t.Fatalf("/metrics: %q: %v", l, err)
+			}
+			return int64(f)
+		}
+	}
+	t.Errorf("/metrics lacks %s", name)
+	return -1
 }
 
 // slowBackend answers "slow ..." datagrams after a delay and any other at
