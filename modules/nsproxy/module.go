@@ -53,8 +53,8 @@ type Handler struct {
 
 	// UDPQuarantine is how long the upstream socket of an ended UDP flow
 	// stays open, discarding late replies, before it is closed. A flow
-	// ends idle_timeout after its client's last datagram even if the
-	// upstream still owes a reply; were its socket closed at once, the
+	// ends when neither side has sent for the server's idle_timeout, even
+	// if the upstream still owes a reply; were its socket closed at once, the
 	// next flow's socket to the same upstream could get its port, and with
 	// it the late reply, although that flow may be another tenant's. Each
 	// held socket is a file descriptor and a port. A negative value closes

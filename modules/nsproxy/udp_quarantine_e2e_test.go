@@ -163,8 +163,55 @@ func metric(t *testing.T, admin *e2e.Admin, name string) int64 {
 	return -1
 }
 
-// slowBackend answers "slow ..." datagrams after a delay and any other at
-// once, each with "b: <datagram>", to the address it came from.
+// A flow whose upstream keeps answering is not idle: caddy-l4 counts only
+// the client's datagrams, netns_proxy counts the upstream's too. One
+// question, answered by a stream longer than idle_timeout: every answer
+// reaches the client. Once both sides are quiet the flow still ends.
+func TestUDPFlowKeptAliveByUpstream(t *testing.T) {
+	nstest.Require(t)
+	admin := e2e.Start(t)
+	nss := nstest.Add(t, 2)
+	a, be := nss[0], nss[1]
+	const idle = time.Second
+	startSlowBackend(t, be, "127.0.0.1:9000", time.Second)
+	admin.MustLoad(t, layer4JSON(admin, map[string]string{
+		"udp": fmt.Sprintf(`{"listen":["netns/%s/udp/127.0.0.1:8000"],"idle_timeout":%q,`+
+			`"routes":[{"handle":[{"handler":"netns_proxy","upstreams":[{"dial":"netns/%s/udp/127.0.0.1:9000"}]}]}]}`,
+			a, idle, be),
+	}), "json")
+	var misdirected atomic.Int64
+	c := flowClient(t, a, "stream "+a, &misdirected)
+	defer c.close()
+	held0 := metric(t, admin, "caddy_netns_udp_quarantine_sockets")
+	if _, err := fmt.Fprintf(c.c, "%s\n", c.prefix); err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(20 * time.Second); c.got.Load() < streamLen && time.Now().Before(end); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	streamed := time.Now()
+	if n := c.got.Load(); n != streamLen {
+		t.Errorf("one question answered by %d datagrams over %v (idle_timeout %v): the client got %d",
+			streamLen, streamLen*streamGap, idle, n)
+	}
+	// Both sides quiet: the flow ends and its socket goes to quarantine.
+	for time.Since(streamed) < 30*time.Second && metric(t, admin, "caddy_netns_udp_quarantine_sockets") <= held0 {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if metric(t, admin, "caddy_netns_udp_quarantine_sockets") <= held0 {
+		t.Errorf("the flow did not end within 30s of both sides going quiet")
+	}
+}
+
+// A "stream" question is answered streamLen times, streamGap apart.
+const (
+	streamLen = 8
+	streamGap = 300 * time.Millisecond
+)
+
+// slowBackend answers "slow ..." datagrams after a delay, "stream ..."
+// ones streamLen times, and any other at once, each with "b: <datagram>",
+// to the address it came from.
 type slowBackend struct {
 	asked atomic.Int64 // slow questions received
 	late  atomic.Int64 // delayed answers sent
@@ -194,6 +241,19 @@ func startSlowBackend(t *testing.T, ns, addr string, delay time.Duration) *slowB
 				return
 			}
 			msg := []byte("b: " + strings.TrimSpace(string(buf[:n])) + "\n")
+			if strings.HasPrefix(string(buf[:n]), "stream ") {
+				s.wg.Add(1)
+				go func() {
+					defer s.wg.Done()
+					for range streamLen {
+						if _, err := pc.WriteTo(msg, from); err != nil {
+							return
+						}
+						time.Sleep(streamGap)
+					}
+				}()
+				continue
+			}
 			if !strings.HasPrefix(string(buf[:n]), "slow ") {
 				pc.WriteTo(msg, from)
 				continue

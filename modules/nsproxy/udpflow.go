@@ -27,6 +27,9 @@ import (
 // replies read and discarded, for udp_quarantine; then closed. Nothing in
 // a datagram tells which flow it answers, so keeping the port is the only
 // fence.
+//
+// And while the upstream keeps sending, the flow is not idle (pipeUDP):
+// caddy-l4 alone ends it idle_timeout after the client's last datagram.
 
 // Defaults of the handler's quarantine fields.
 const (
@@ -35,16 +38,26 @@ const (
 )
 
 // pipeUDP relays one UDP flow: client datagrams from down to up, upstream
-// datagrams from up to down, until the client side ends (caddy-l4's
+// datagrams from up to down, until the flow is idle (caddy-l4's
 // idle_timeout) or either side fails. raw is the socket under up. It does
 // not close raw: the caller quarantines it. It closes down when the
 // upstream side fails, so the flow ends.
+//
+// caddy-l4 (v0.1.2) counts only the client's datagrams as activity: its
+// flow's Read restarts the idle timer each time it is called, and ends the
+// flow when the timer fires during a Read. So that upstream datagrams
+// count too, each one (at most one per keepAliveEvery) interrupts the
+// client side's pending Read through its read deadline; the Read is then
+// started again, which restarts the timer. With another layer4 version
+// whose Read does not restart the timer, flows end as that version says.
 func pipeUDP(down, up net.Conn, raw *net.UDPConn) relay.Result {
 	var (
 		r        relay.Result
 		stopping atomic.Bool
 		errMu    sync.Mutex
 		wg       sync.WaitGroup
+		readAt   atomic.Int64 // when the client side's current Read started (UnixNano)
+		kicked   atomic.Bool  // its read deadline was set to interrupt it
 	)
 	fail := func(err error) {
 		errMu.Lock()
@@ -53,24 +66,56 @@ func pipeUDP(down, up net.Conn, raw *net.UDPConn) relay.Result {
 		}
 		errMu.Unlock()
 	}
+	readAt.Store(time.Now().UnixNano())
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		n, err := io.Copy(down, up)
-		r.Down = n
+		buf := make([]byte, udpBufSize)
+		var err error
+		for {
+			var n int
+			n, err = up.Read(buf)
+			if err != nil {
+				break
+			}
+			if _, err = down.Write(buf[:n]); err != nil {
+				break
+			}
+			r.Down += int64(n)
+			if time.Now().UnixNano()-readAt.Load() > int64(keepAliveEvery) && !kicked.Swap(true) {
+				_ = down.SetReadDeadline(longAgo)
+			}
+		}
 		if stopping.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
 			return // pipeUDP stopped it below
-		}
-		if err == nil {
-			err = io.ErrUnexpectedEOF
 		}
 		fail(err)
 		_ = down.Close() // ends the client side's Read: the flow ends
 	}()
-	n, err := io.Copy(up, down)
-	r.Up = n
-	if err != nil && !errors.Is(err, net.ErrClosed) {
-		fail(err)
+	buf := make([]byte, udpBufSize)
+	for {
+		readAt.Store(time.Now().UnixNano())
+		n, err := down.Read(buf)
+		if n > 0 {
+			if _, werr := up.Write(buf[:n]); werr != nil {
+				fail(werr)
+				break
+			}
+			r.Up += int64(n)
+		}
+		if err == nil {
+			continue
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) && kicked.Load() {
+			// The upstream was active: clear the deadline and read again.
+			_ = down.SetReadDeadline(time.Time{})
+			kicked.Store(false)
+			continue
+		}
+		if err != io.EOF && !errors.Is(err, net.ErrClosed) {
+			fail(err)
+		}
+		break
 	}
 	// Stop the upstream side without closing the socket.
 	stopping.Store(true)
@@ -78,6 +123,15 @@ func pipeUDP(down, up net.Conn, raw *net.UDPConn) relay.Result {
 	wg.Wait()
 	return r
 }
+
+const (
+	// udpBufSize is the buffer of each direction, as io.Copy's: more than
+	// caddy-l4's 9000-byte datagrams from clients.
+	udpBufSize = 32 << 10
+	// keepAliveEvery is how often, at most, upstream datagrams restart a
+	// flow's idle timer: well below any useful idle_timeout.
+	keepAliveEvery = 100 * time.Millisecond
+)
 
 var longAgo = time.Unix(1, 0)
 
