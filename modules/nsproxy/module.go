@@ -104,7 +104,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.UDPQuarantineMax = defaultUDPQuarantineMax
 	}
 	if h.UDPQuarantineMax < 0 {
-		return fmt.Errorf("udp_quarantine_max %d: want a positive number of sockets", h.UDPQuarantineMax)
+		return fmt.Errorf("udp_quarantine_max %d: want a positive number of sockets, or 0 for the default %d", h.UDPQuarantineMax, defaultUDPQuarantineMax)
 	}
 	h.quarantine = newQuarantine(time.Duration(h.UDPQuarantine), h.UDPQuarantineMax, h.logger)
 	if err := registerQuarantineMetrics(ctx.GetMetricsRegistry()); err != nil {

@@ -323,3 +323,16 @@ func openFDs(t *testing.T) int {
 	}
 	return len(ents)
 }
+
+// A negative udp_quarantine_max is refused with an error naming it.
+func TestUDPQuarantineMaxRefused(t *testing.T) {
+	nstest.Require(t)
+	admin := e2e.Start(t)
+	err := admin.Load(layer4JSON(admin, map[string]string{
+		"udp": proxyServer([]string{"udp/127.0.0.1:0"},
+			`{"handler":"netns_proxy","udp_quarantine_max":-1,"upstreams":[{"dial":"udp/127.0.0.1:9"}]}`),
+	}), "json")
+	if err == nil || !strings.Contains(err.Error(), "udp_quarantine_max -1") {
+		t.Errorf("load with udp_quarantine_max -1: %v, want an error naming it", err)
+	}
+}
