@@ -3,6 +3,7 @@ package nsproxy
 import (
 	"bytes"
 	"encoding/json"
+	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -43,6 +44,8 @@ import (
 //		# netns_proxy's own
 //		dial_timeout <duration>
 //		proxy_protocol_netns
+//		udp_quarantine <duration>
+//		udp_quarantine_max <int>
 //	}
 //
 // An address is netns/<namespace>/<network>/<ip>:<port> or
@@ -78,6 +81,26 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("dial_timeout: %v", err)
 			}
 			h.DialTimeout = caddy.Duration(v)
+			i++
+		case "udp_quarantine":
+			if args != 1 {
+				return d.Errf("udp_quarantine: want one duration, have %d arguments", args)
+			}
+			v, err := caddy.ParseDuration(seg[i+1].Text)
+			if err != nil {
+				return d.Errf("udp_quarantine: %v", err)
+			}
+			h.UDPQuarantine = caddy.Duration(v)
+			i++
+		case "udp_quarantine_max":
+			if args != 1 {
+				return d.Errf("udp_quarantine_max: want one number, have %d arguments", args)
+			}
+			v, err := strconv.Atoi(seg[i+1].Text)
+			if err != nil {
+				return d.Errf("udp_quarantine_max %q: not a number", seg[i+1].Text)
+			}
+			h.UDPQuarantineMax = v
 			i++
 		case "proxy_protocol_netns":
 			if args != 0 {

@@ -51,12 +51,29 @@ type Handler struct {
 	// HealthChecks mark upstreams down and up. Default: none.
 	HealthChecks *HealthChecks `json:"health_checks,omitempty"`
 
+	// UDPQuarantine is how long the upstream socket of an ended UDP flow
+	// stays open, discarding late replies, before it is closed. A flow
+	// ends when neither side has sent for the server's idle_timeout, even
+	// if the upstream still owes a reply; were its socket closed at once, the
+	// next flow's socket to the same upstream could get its port, and with
+	// it the late reply, although that flow may be another tenant's. Each
+	// held socket is a file descriptor and a port. A negative value closes
+	// at once. Default: 10s.
+	UDPQuarantine caddy.Duration `json:"udp_quarantine,omitempty"`
+
+	// UDPQuarantineMax caps how many upstream sockets of ended UDP flows
+	// this handler holds in quarantine. When it is reached, the oldest is
+	// closed early, which is logged (a warning) and counted
+	// (caddy_netns_udp_quarantine_closed_early_total). Default: 4096.
+	UDPQuarantineMax int `json:"udp_quarantine_max,omitempty"`
+
 	handlerCompat // caddy-l4's proxy_protocol (compat.go)
 
-	ctx    caddy.Context
-	logger *zap.Logger
-	policy *allow.Policy
-	seen   *seenTargets // targets of placeholder upstreams the active checks follow
+	ctx        caddy.Context
+	logger     *zap.Logger
+	quarantine *quarantine // upstream sockets of ended UDP flows
+	policy     *allow.Policy
+	seen       *seenTargets // targets of placeholder upstreams the active checks follow
 }
 
 // CaddyModule returns the Caddy module information.
@@ -79,6 +96,19 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.policy = policy
 	if h.DialTimeout == 0 {
 		h.DialTimeout = caddy.Duration(5 * time.Second)
+	}
+	if h.UDPQuarantine == 0 {
+		h.UDPQuarantine = caddy.Duration(defaultUDPQuarantine)
+	}
+	if h.UDPQuarantineMax == 0 {
+		h.UDPQuarantineMax = defaultUDPQuarantineMax
+	}
+	if h.UDPQuarantineMax < 0 {
+		return fmt.Errorf("udp_quarantine_max %d: want a positive number of sockets, or 0 for the default %d", h.UDPQuarantineMax, defaultUDPQuarantineMax)
+	}
+	h.quarantine = newQuarantine(time.Duration(h.UDPQuarantine), h.UDPQuarantineMax, h.logger)
+	if err := registerQuarantineMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("udp quarantine metrics: %w", err)
 	}
 	if h.LoadBalancing == nil {
 		h.LoadBalancing = new(LoadBalancing)
@@ -193,7 +223,8 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 		defer c.st.release()
 	}
 	defer c.st.conns.Add(-1)
-	defer func() { up.Close() }()
+	raw := up
+	defer func() { h.closeUpstream(raw, up) }()
 	if up, err = h.wrapUpstream(cx, c.u, t, up); err != nil {
 		return fmt.Errorf("netns %q: %w", ns, err)
 	}
@@ -221,12 +252,28 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 	}
 	if !splice {
 		log.Debug("proxying", zap.Bool("splice", false))
-		res = relay.Pipe(downConn{cx}, up)
+		if uc, ok := raw.(*net.UDPConn); ok {
+			res = pipeUDP(downConn{cx}, up, uc)
+		} else {
+			res = relay.Pipe(downConn{cx}, up)
+		}
 	}
 	log.Debug("connection closed",
 		zap.Int64("bytes_up", res.Up), zap.Int64("bytes_down", res.Down),
 		zap.Duration("duration", time.Since(start)), zap.Error(res.Err))
 	return nil
+}
+
+// closeUpstream closes up, the connection to the upstream, whose socket is
+// raw. A UDP socket is quarantined instead (see udpflow.go); a wrapper
+// around it is left to the collector, since closing it would close the
+// socket.
+func (h *Handler) closeUpstream(raw, up net.Conn) {
+	if uc, ok := raw.(*net.UDPConn); ok {
+		h.quarantine.add(uc)
+		return
+	}
+	_ = up.Close()
 }
 
 // arrivalName names the namespace a connection arrived in when it is

@@ -79,6 +79,9 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{in: "netns_proxy {\n proxy_protocol v2\n proxy_protocol_netns\n upstream a:1\n}", want: `{"upstreams":[{"dial":"a:1"}],"proxy_protocol":"v2","proxy_protocol_netns":true}`},
 		{in: "netns_proxy {\n proxy_protocol_netns x\n}", err: `takes no arguments`},
 		{in: "netns_proxy {\n dial_timeout\n}", err: `dial_timeout`},
+		{in: "netns_proxy a:1 {\n udp_quarantine 3s\n udp_quarantine_max 100\n}", want: `{"upstreams":[{"dial":"a:1"}],"udp_quarantine":3000000000,"udp_quarantine_max":100}`},
+		{in: "netns_proxy {\n udp_quarantine later\n}", err: `udp_quarantine`},
+		{in: "netns_proxy {\n udp_quarantine_max many\n}", err: `udp_quarantine_max "many"`},
 		{in: "netns_proxy {\n health_port 80 {\n x\n }\n}", err: "blocks are not supported"},
 	} {
 		var h Handler
