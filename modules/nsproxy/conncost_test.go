@@ -1,0 +1,239 @@
+package nsproxy_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/caddy-netns/caddy-netns/internal/testenv/e2e"
+	"github.com/caddy-netns/caddy-netns/internal/testenv/nstest"
+	"github.com/caddy-netns/caddy-netns/kernel/nsenter"
+)
+
+// The cost of one proxied connection and of one proxied datagram, counted
+// rather than timed: allocations here, system calls in syscalls_test.go.
+//
+// A client in namespace A connects to a plain netns listener
+// (netns/A/tcp/127.0.0.1:8000, .../udp/...) whose netns_proxy route dials
+// a lean echo backend inside namespace B. The same client also talks to
+// the backend directly (case "direct"): client and backend live in this
+// process too, so the proxy's own share is proxied minus direct.
+
+// costMsg is the request and the response of one transaction.
+const costMsg = 64
+
+// costRig is the setup the cost measurements share.
+type costRig struct {
+	clientNS, backendNS *nsenter.Namespace
+	proxy, direct       string // addresses: the listener in A, the backend in B
+}
+
+// startCostRig makes the namespaces, the backend and, if admin is not nil,
+// loads the proxy config into that Caddy.
+func startCostRig(tb testing.TB, admin *e2e.Admin) *costRig {
+	tb.Helper()
+	nss := nstest.Add(tb, 2)
+	r := &costRig{clientNS: openNS(tb, nss[0]), backendNS: openNS(tb, nss[1]),
+		proxy: "127.0.0.1:8000", direct: "127.0.0.1:9000"}
+	startEcho(tb, r.backendNS, r.direct)
+	if admin != nil {
+		admin.MustLoad(tb, costConfig(admin.WithAdmin(), nss[0], nss[1]), "json")
+	}
+	return r
+}
+
+// costConfig is the proxy config: one TCP and one UDP server, each with
+// one netns_proxy route into B.
+func costConfig(admin, a, b string) string {
+	return fmt.Sprintf(`{%s,"logging":{"logs":{"default":{"level":"WARN"}}},"apps":{"layer4":{"servers":{
+		"tcp":%s,"udp":%s}}}}`, admin,
+		proxyServer([]string{"netns/" + a + "/tcp/127.0.0.1:8000"},
+			`{"handler":"netns_proxy","upstreams":[{"dial":"netns/`+b+`/tcp/127.0.0.1:9000"}]}`),
+		proxyServer([]string{"netns/" + a + "/udp/127.0.0.1:8000"},
+			`{"handler":"netns_proxy","upstreams":[{"dial":"netns/`+b+`/udp/127.0.0.1:9000"}]}`))
+}
+
+// startEcho serves, inside n, TCP connections (echo what arrives until
+// EOF) and UDP datagrams (echo each), with one buffer per connection.
+func startEcho(tb testing.TB, n *nsenter.Namespace, addr string) {
+	tb.Helper()
+	ln, err := nsenter.Listen(n, "tcp", addr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	pc, err := nsenter.ListenPacket(n, "udp", addr)
+	if err != nil {
+		ln.Close()
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ln.Close(); pc.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				var buf [costMsg]byte
+				for {
+					k, err := c.Read(buf[:])
+					if err != nil {
+						return
+					}
+					if _, err := c.Write(buf[:k]); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	go func() {
+		u := pc.(*net.UDPConn)
+		var buf [2048]byte
+		for {
+			k, from, err := u.ReadFromUDPAddrPort(buf[:])
+			if err != nil {
+				return
+			}
+			u.WriteToUDPAddrPort(buf[:k], from)
+		}
+	}()
+}
+
+// costClient is the client side, kept lean so that it adds little to
+// what is counted: one request buffer, one response buffer.
+type costClient struct {
+	ns       *nsenter.Namespace
+	req, rsp [costMsg]byte
+}
+
+// transact opens a TCP connection to addr from inside the client's
+// namespace, sends one request, reads the whole response and closes.
+func (c *costClient) transact(addr string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := nsenter.Dial(ctx, c.ns, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Write(c.req[:]); err != nil {
+		return err
+	}
+	if _, err := io.ReadFull(conn, c.rsp[:]); err != nil {
+		return fmt.Errorf("reading the response: %w", err)
+	}
+	return nil
+}
+
+// roundTrip sends one datagram on u and reads the answer.
+func (c *costClient) roundTrip(u net.Conn) error {
+	u.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := u.Write(c.req[:]); err != nil {
+		return err
+	}
+	k, err := u.Read(c.rsp[:])
+	if err != nil {
+		return err
+	}
+	if k != costMsg {
+		return fmt.Errorf("answer of %d bytes, want %d", k, costMsg)
+	}
+	return nil
+}
+
+// flow opens a UDP socket in the client's namespace connected to addr.
+func (c *costClient) flow(tb testing.TB, addr string) net.Conn {
+	tb.Helper()
+	u, err := nsenter.Dial(context.Background(), c.ns, "udp", addr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { u.Close() })
+	// The first datagram creates the proxy's flow and upstream socket.
+	if err := c.roundTrip(u); err != nil {
+		tb.Fatal(err)
+	}
+	return u
+}
+
+// BenchmarkProxyConnection is one TCP transaction (connect, 64 bytes each
+// way, close) through netns_proxy ("proxied") and straight to the backend
+// ("direct"), both from a client in namespace A, the backend in B. The
+// proxy's own allocations per connection are proxied minus direct.
+//
+//	go test -run '^$' -bench 'ProxyConnection|ProxyDatagram' -benchmem -benchtime 2000x ./modules/nsproxy/
+func BenchmarkProxyConnection(b *testing.B) {
+	nstest.Require(b)
+	r := startCostRig(b, e2e.Start(b))
+	for _, cs := range []struct{ name, addr string }{{"proxied", r.proxy}, {"direct", r.direct}} {
+		b.Run(cs.name, func(b *testing.B) {
+			c := &costClient{ns: r.clientNS}
+			if cs.name == "direct" {
+				c.ns = r.backendNS
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := c.transact(cs.addr); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkProxyDatagram is one UDP round trip (64 bytes each way) on an
+// established flow through netns_proxy ("proxied") and straight to the
+// backend ("direct").
+func BenchmarkProxyDatagram(b *testing.B) {
+	nstest.Require(b)
+	r := startCostRig(b, e2e.Start(b))
+	for _, cs := range []struct{ name, addr string }{{"proxied", r.proxy}, {"direct", r.direct}} {
+		b.Run(cs.name, func(b *testing.B) {
+			c := &costClient{ns: r.clientNS}
+			if cs.name == "direct" {
+				c.ns = r.backendNS
+			}
+			u := c.flow(b, cs.addr)
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := c.roundTrip(u); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// proxyAllocs returns the allocations per connection and per datagram
+// that the proxy adds, averaged over runs: proxied minus direct, measured
+// with testing.AllocsPerRun (which counts every goroutine of the process,
+// so Caddy's too).
+func proxyAllocs(t *testing.T, r *costRig, runs int) (perConn, perDatagram float64) {
+	t.Helper()
+	measure := func(f func() error) float64 {
+		var err error
+		n := testing.AllocsPerRun(runs, func() {
+			if e := f(); e != nil && err == nil {
+				err = e
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	proxied := &costClient{ns: r.clientNS}
+	direct := &costClient{ns: r.backendNS}
+	conn := measure(func() error { return proxied.transact(r.proxy) }) -
+		measure(func() error { return direct.transact(r.direct) })
+	up, dp := proxied.flow(t, r.proxy), direct.flow(t, r.direct)
+	dgram := measure(func() error { return proxied.roundTrip(up) }) -
+		measure(func() error { return direct.roundTrip(dp) })
+	return conn, dgram
+}
