@@ -5,12 +5,17 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/caddy-netns/caddy-netns/internal/testenv/e2e"
 	"github.com/caddy-netns/caddy-netns/internal/testenv/nstest"
 	"github.com/caddy-netns/caddy-netns/kernel/nsenter"
+	"github.com/caddy-netns/caddy-netns/modules/nsproxy"
 )
 
 // The cost of one proxied connection and of one proxied datagram, counted
@@ -47,13 +52,21 @@ func startCostRig(tb testing.TB, admin *e2e.Admin) *costRig {
 
 // costConfig is the proxy config: one TCP and one UDP server, each with
 // one netns_proxy route into B.
-func costConfig(admin, a, b string) string {
+func costConfig(admin, a, b string) string { return costConfigIdle(admin, a, b, "") }
+
+// costConfigIdle is costConfig with the UDP server's idle_timeout (how
+// long a flow lives after its last datagram) set, unless empty.
+func costConfigIdle(admin, a, b, udpIdle string) string {
+	udp := proxyServer([]string{"netns/" + a + "/udp/127.0.0.1:8000"},
+		`{"handler":"netns_proxy","upstreams":[{"dial":"netns/`+b+`/udp/127.0.0.1:9000"}]}`)
+	if udpIdle != "" {
+		udp = `{"idle_timeout":"` + udpIdle + `",` + udp[1:]
+	}
 	return fmt.Sprintf(`{%s,"logging":{"logs":{"default":{"level":"WARN"}}},"apps":{"layer4":{"servers":{
 		"tcp":%s,"udp":%s}}}}`, admin,
 		proxyServer([]string{"netns/" + a + "/tcp/127.0.0.1:8000"},
 			`{"handler":"netns_proxy","upstreams":[{"dial":"netns/`+b+`/tcp/127.0.0.1:9000"}]}`),
-		proxyServer([]string{"netns/" + a + "/udp/127.0.0.1:8000"},
-			`{"handler":"netns_proxy","upstreams":[{"dial":"netns/`+b+`/udp/127.0.0.1:9000"}]}`))
+		udp)
 }
 
 // startEcho serves, inside n, TCP connections (echo what arrives until
@@ -236,4 +249,85 @@ func proxyAllocs(t *testing.T, r *costRig, runs int) (perConn, perDatagram float
 	dgram := measure(func() error { return proxied.roundTrip(up) }) -
 		measure(func() error { return direct.roundTrip(dp) })
 	return conn, dgram
+}
+
+// retained is what the process keeps between rounds of connections.
+type retained struct {
+	goroutines, heapObjects, fds, states int
+	heapBytes                            uint64
+}
+
+func measureRetained(t *testing.T) retained {
+	t.Helper()
+	// Handlers finish just after their client has closed, UDP flows
+	// after their idle timeout: give them a moment, then collect twice
+	// (finalizers, sync.Pool victims).
+	time.Sleep(500 * time.Millisecond)
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	fds, _ := os.ReadDir("/proc/self/fd")
+	return retained{goroutines: runtime.NumGoroutine(), heapObjects: int(ms.HeapObjects),
+		heapBytes: ms.HeapAlloc, fds: len(fds), states: nsproxy.StatesLen()}
+}
+
+// Nothing accumulates per connection: after rounds of connections and
+// datagram flows through one running Caddy, the goroutines, descriptors,
+// upstream states and the live heap stay where the first round left them
+// (the issue saw the CPU per connection rise over back-to-back rounds).
+func TestNoGrowthPerConnection(t *testing.T) {
+	nstest.Require(t)
+	admin := e2e.Start(t)
+	r := startCostRig(t, nil)
+	// UDP flows end 100ms after their last datagram, so that a round's
+	// flows are gone before the next measurement.
+	admin.MustLoad(t, costConfigIdle(admin.WithAdmin(), r.clientNS.Spec, r.backendNS.Spec, "100ms"), "json")
+	const rounds, conns, flows = 5, 400, 20
+	c := &costClient{ns: r.clientNS}
+	var seen []retained
+	for round := range rounds {
+		for range conns {
+			if err := c.transact(r.proxy); err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		for range flows { // new flows each round: a new upstream socket each
+			u, err := nsenter.Dial(context.Background(), c.ns, "udp", r.proxy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.roundTrip(u); err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+			u.Close()
+		}
+		seen = append(seen, measureRetained(t))
+		t.Logf("round %d: %+v; TIME-WAIT sockets (kernel): client's namespace %d, backend's %d", round, seen[round],
+			timeWait(r.clientNS.Spec), timeWait(r.backendNS.Spec))
+	}
+	first, last := seen[1], seen[rounds-1] // round 0 warms pools and threads up
+	perConn := func(a, b int) float64 { return float64(b-a) / float64((rounds-2)*conns) }
+	if d := last.goroutines - first.goroutines; d > 5 {
+		t.Errorf("goroutines grew by %d over %d connections and %d flows", d, (rounds-2)*conns, (rounds-2)*flows)
+	}
+	if d := last.fds - first.fds; d > 2 {
+		t.Errorf("descriptors grew by %d over %d connections and %d flows", d, (rounds-2)*conns, (rounds-2)*flows)
+	}
+	if last.states != first.states {
+		t.Errorf("upstream states: %d after round 1, %d after round %d", first.states, last.states, rounds-1)
+	}
+	if g := perConn(first.heapObjects, last.heapObjects); g > 0.5 {
+		t.Errorf("live heap grew by %.2f objects per connection (%d -> %d)", g, first.heapObjects, last.heapObjects)
+	}
+}
+
+// timeWait counts the TCP sockets in TIME-WAIT in namespace ns, -1 if ss
+// fails.
+func timeWait(ns string) int {
+	out, err := exec.Command("ip", "netns", "exec", ns, "ss", "-Htan", "state", "time-wait").Output()
+	if err != nil {
+		return -1
+	}
+	return strings.Count(string(out), "\n")
 }

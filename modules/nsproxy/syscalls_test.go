@@ -45,6 +45,47 @@ func BenchmarkSyscallsPerConnection(b *testing.B) {
 	})
 }
 
+// BenchmarkSyscallsPerConnectionHAProxy is BenchmarkSyscallsPerConnection
+// with HAProxy (mode tcp, bind ... namespace A, server ... namespace B) in
+// Caddy's place: the reference for the same transactions.
+func BenchmarkSyscallsPerConnectionHAProxy(b *testing.B) {
+	nstest.Require(b)
+	if _, err := exec.LookPath("strace"); err != nil {
+		b.Fatal("strace not found: apt-get install strace")
+	}
+	r := startCostRig(b, nil)
+	pid := nstest.HAProxy(b, fmt.Sprintf(`
+namespace_list
+	namespace %s
+	namespace %s
+frontend fe
+	bind %s namespace %s
+	default_backend be
+backend be
+	server b %s namespace %s
+`, r.clientNS.Spec, r.backendNS.Spec, r.proxy, r.clientNS.Spec, r.direct, r.backendNS.Spec))
+	c := &costClient{ns: r.clientNS}
+	deadline := time.Now().Add(20 * time.Second)
+	for c.transact(r.proxy) != nil { // until haproxy listens
+		if time.Now().After(deadline) {
+			b.Fatal("haproxy does not answer")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for range 100 {
+		if err := c.transact(r.proxy); err != nil {
+			b.Fatal(err)
+		}
+	}
+	traced(b, pid, func() {
+		for b.Loop() {
+			if err := c.transact(r.proxy); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
 // BenchmarkSyscallsPerDatagram counts Caddy's system calls per UDP round
 // trip on one established flow, as BenchmarkSyscallsPerConnection does.
 func BenchmarkSyscallsPerDatagram(b *testing.B) {
