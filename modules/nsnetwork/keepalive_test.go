@@ -24,7 +24,7 @@ func TestHandleKeepAlive(t *testing.T) {
 			lc   net.ListenConfig
 			want int
 		}{
-			{net.ListenConfig{}, 0},                   // caddy-l4
+			{net.ListenConfig{}, 0},                    // caddy-l4
 			{net.ListenConfig{KeepAliveConfig: on}, 1}, // Caddy's HTTP servers
 			{net.ListenConfig{KeepAlive: 42 * time.Second}, 1},
 		} {
