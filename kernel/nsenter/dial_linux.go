@@ -4,10 +4,11 @@ package nsenter
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
+	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -55,26 +56,22 @@ func (d Dialer) Dial(ctx context.Context, n *Namespace, network, address string)
 	if err != nil {
 		return nil, err
 	}
-	ip, zone, _ := splitZone(host)
-	if ip == nil {
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
 		return nil, fmt.Errorf("dial %s %s: host must be an IP address", network, address)
 	}
-	port, err := net.LookupPort(network, portStr)
-	if err != nil {
-		return nil, err
-	}
-	// Unspecified families follow the destination, for both sockets.
-	fam := network
-	if fam == "tcp" || fam == "udp" {
-		if ip.To4() != nil {
-			fam += "4"
-		} else {
-			fam += "6"
+	if z := ip.Zone(); z != "" {
+		// A name would be looked up in the caller's namespace.
+		if _, err := strconv.ParseUint(z, 10, 32); err != nil {
+			return nil, fmt.Errorf("dial %s %s: IPv6 zone %q must be an interface index", network, address, z)
 		}
 	}
-	family, _, _, err := Sockaddr(fam, ip, port, zone)
-	if err != nil {
+	if _, err := net.LookupPort(network, portStr); err != nil {
 		return nil, err
+	}
+	fam, family, err := familyOf(network, ip)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s %s: %w", network, address, err)
 	}
 	nd := net.Dialer{KeepAlive: -1}
 	if d.KeepAlive.Enable {
@@ -88,11 +85,9 @@ func (d Dialer) Dial(ctx context.Context, n *Namespace, network, address string)
 		return nil, err
 	}
 	defer unix.Close(fd)
-	placed := false
+	// The dialer makes one socket for a literal address, so this runs
+	// once.
 	nd.Control = func(_, _ string, c syscall.RawConn) error {
-		if placed {
-			return errors.New("a second socket for one dial") // one literal address: never
-		}
 		var derr error
 		if err := c.Control(func(s uintptr) { derr = unix.Dup3(fd, int(s), unix.O_CLOEXEC) }); err != nil {
 			return err
@@ -100,26 +95,37 @@ func (d Dialer) Dial(ctx context.Context, n *Namespace, network, address string)
 		if derr != nil {
 			return os.NewSyscallError("dup3", derr)
 		}
-		placed = true
 		return nil
 	}
 	return nd.DialContext(ctx, fam, address)
 }
 
-func splitZone(host string) (net.IP, string, error) {
-	h, zone, _ := cutLast(host, '%')
-	ip := net.ParseIP(h)
-	if ip == nil {
-		return nil, "", fmt.Errorf("%q is not an IP address", host)
-	}
-	return ip, zone, nil
-}
-
-func cutLast(s string, c byte) (string, string, bool) {
-	for i := len(s) - 1; i >= 0; i-- {
-		if s[i] == c {
-			return s[:i], s[i+1:], true
+// familyOf returns the network with its family made explicit (tcp4, tcp6,
+// udp4, udp6: an unspecified one follows the destination) and the address
+// family, for both the socket made in the namespace and the dialer's.
+func familyOf(network string, ip netip.Addr) (string, int, error) {
+	v4 := ip.Unmap().Is4()
+	switch network {
+	case "tcp", "udp":
+		if v4 {
+			if network == "tcp" {
+				return "tcp4", unix.AF_INET, nil
+			}
+			return "udp4", unix.AF_INET, nil
 		}
+		if network == "tcp" {
+			return "tcp6", unix.AF_INET6, nil
+		}
+		return "udp6", unix.AF_INET6, nil
+	case "tcp4", "udp4":
+		if !v4 {
+			return "", 0, fmt.Errorf("address %s is not IPv4 (network %s)", ip, network)
+		}
+		return network, unix.AF_INET, nil
+	default: // tcp6, udp6
+		if v4 && !ip.IsUnspecified() {
+			return "", 0, fmt.Errorf("address %s is not IPv6 (network %s)", ip, network)
+		}
+		return network, unix.AF_INET6, nil
 	}
-	return s, "", false
 }
