@@ -355,7 +355,7 @@ func TestAllocsPerProxiedConnection(t *testing.T) {
 		}
 	}
 	conn, dgram := proxyAllocs(t, r, 500)
-	t.Logf("allocations of the proxy: %.1f per connection (ceiling %d), %.1f per datagram (ceiling %d)",
+	t.Logf("conncost: allocations of the proxy: %.1f per connection (ceiling %d), %.1f per datagram (ceiling %d)",
 		conn, maxAllocsPerConnection, dgram, maxAllocsPerDatagram)
 	if conn > maxAllocsPerConnection {
 		t.Errorf("%.1f allocations per proxied connection, more than %d", conn, maxAllocsPerConnection)
