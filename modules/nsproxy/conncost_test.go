@@ -253,8 +253,8 @@ func proxyAllocs(t *testing.T, r *costRig, runs int) (perConn, perDatagram float
 
 // retained is what the process keeps between rounds of connections.
 type retained struct {
-	goroutines, heapObjects, fds, states int
-	heapBytes                            uint64
+	goroutines, heapObjects, fds, states, threads int
+	heapBytes                                     uint64
 }
 
 func measureRetained(t *testing.T) retained {
@@ -269,7 +269,7 @@ func measureRetained(t *testing.T) retained {
 	runtime.ReadMemStats(&ms)
 	fds, _ := os.ReadDir("/proc/self/fd")
 	return retained{goroutines: runtime.NumGoroutine(), heapObjects: int(ms.HeapObjects),
-		heapBytes: ms.HeapAlloc, fds: len(fds), states: nsproxy.StatesLen()}
+		heapBytes: ms.HeapAlloc, fds: len(fds), states: nsproxy.StatesLen(), threads: nsenter.Threads()}
 }
 
 // Nothing accumulates per connection: after rounds of connections and
@@ -313,6 +313,9 @@ func TestNoGrowthPerConnection(t *testing.T) {
 	}
 	if d := last.fds - first.fds; d > 2 {
 		t.Errorf("descriptors grew by %d over %d connections and %d flows", d, (rounds-2)*conns, (rounds-2)*flows)
+	}
+	if d := last.threads - first.threads; d > 2 {
+		t.Errorf("threads grew by %d over %d connections and %d flows", d, (rounds-2)*conns, (rounds-2)*flows)
 	}
 	if last.states != first.states {
 		t.Errorf("upstream states: %d after round 1, %d after round %d", first.states, last.states, rounds-1)
