@@ -339,10 +339,10 @@ func timeWait(ns string) int {
 // each way, close) and one proxied UDP datagram round trip, measured as
 // proxied minus direct (see proxyAllocs); caddy-l4's own share included
 // (about 40 per connection and all 8 per datagram at caddy-l4 v0.1.2).
-// Measured: 95 and 8 (was 108 and 8 before issue 16); the ceilings leave
+// Measured: 92 and 8 (was 108 and 8 before issue 16); the ceilings leave
 // a small margin for the runtime's noise.
 const (
-	maxAllocsPerConnection = 102
+	maxAllocsPerConnection = 98
 	maxAllocsPerDatagram   = 9
 )
 
