@@ -4,22 +4,45 @@ package nsenter
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
-	"time"
+	"strconv"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
 // Dial connects to address over network (tcp, tcp4, tcp6, udp, udp4, udp6)
+// from a socket created inside n (the caller's namespace if n is nil), with
+// TCP keep-alive off; see Dialer.
+func Dial(ctx context.Context, n *Namespace, network, address string) (net.Conn, error) {
+	return Dialer{}.Dial(ctx, n, network, address)
+}
+
+// Dialer connects from sockets created inside a namespace.
+type Dialer struct {
+	// KeepAlive is the TCP keep-alive of the connection. Default: off
+	// (no probes, and no system call to set them).
+	KeepAlive net.KeepAliveConfig
+}
+
+// Dial connects to address over network (tcp, tcp4, tcp6, udp, udp4, udp6)
 // from a socket created inside n (the caller's namespace if n is nil). Only
 // socket creation happens in the namespace; the connect is waited for in
 // Go's netpoller, so no OS thread is held. The host must be an IP address:
-// names are resolved by the caller's resolver, outside the namespace, which
-// is rarely what is meant.
-func Dial(ctx context.Context, n *Namespace, network, address string) (net.Conn, error) {
+// names would be resolved by the caller's resolver, outside the namespace,
+// which is rarely what is meant; an IPv6 zone must be an interface index.
+//
+// The connection is made by net.Dialer, whose Control hook puts the socket
+// created in n in place of the one the dialer created (dup3 onto its
+// descriptor, before the connect): the result is an ordinary
+// *net.TCPConn or *net.UDPConn, and the descriptor is never duplicated
+// again nor asked for its type and addresses (as net.FileConn would). A
+// literal address with a single destination means no resolver and no
+// Happy Eyeballs; TCP_NODELAY is set as for every Go connection.
+func (d Dialer) Dial(ctx context.Context, n *Namespace, network, address string) (net.Conn, error) {
 	var typ int
 	switch network {
 	case "tcp", "tcp4", "tcp6":
@@ -33,107 +56,76 @@ func Dial(ctx context.Context, n *Namespace, network, address string) (net.Conn,
 	if err != nil {
 		return nil, err
 	}
-	ip, zone, _ := splitZone(host)
-	if ip == nil {
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
 		return nil, fmt.Errorf("dial %s %s: host must be an IP address", network, address)
 	}
-	port, err := net.LookupPort(network, portStr)
-	if err != nil {
-		return nil, err
-	}
-	// Unspecified families follow the destination.
-	fam := network
-	if fam == "tcp" || fam == "udp" {
-		if ip.To4() != nil {
-			fam += "4"
-		} else {
-			fam += "6"
+	if z := ip.Zone(); z != "" {
+		// A name would be looked up in the caller's namespace.
+		if _, err := strconv.ParseUint(z, 10, 32); err != nil {
+			return nil, fmt.Errorf("dial %s %s: IPv6 zone %q must be an interface index", network, address, z)
 		}
 	}
-	family, sa, _, err := Sockaddr(fam, ip, port, zone)
-	if err != nil {
+	if _, err := net.LookupPort(network, portStr); err != nil {
 		return nil, err
+	}
+	fam, family, err := familyOf(network, ip)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s %s: %w", network, address, err)
+	}
+	nd := net.Dialer{KeepAlive: -1}
+	if d.KeepAlive.Enable {
+		nd = net.Dialer{KeepAliveConfig: d.KeepAlive}
+	}
+	if n == nil {
+		return nd.DialContext(ctx, fam, address)
 	}
 	fd, err := NewSocket(n, family, typ, 0)
 	if err != nil {
 		return nil, err
 	}
-	f := os.NewFile(uintptr(fd), network+"/"+address)
-	defer f.Close()
-	if err := connect(ctx, f, fd, sa); err != nil {
-		return nil, &net.OpError{Op: "dial", Net: network, Addr: netAddr(network, ip, port, zone), Err: err}
-	}
-	return net.FileConn(f)
-}
-
-func connect(ctx context.Context, f *os.File, fd int, sa unix.Sockaddr) error {
-	err := unix.Connect(fd, sa)
-	switch {
-	case err == nil:
+	defer unix.Close(fd)
+	// The dialer makes one socket for a literal address, so this runs
+	// once.
+	nd.Control = func(_, _ string, c syscall.RawConn) error {
+		var derr error
+		if err := c.Control(func(s uintptr) { derr = unix.Dup3(fd, int(s), unix.O_CLOEXEC) }); err != nil {
+			return err
+		}
+		if derr != nil {
+			return os.NewSyscallError("dup3", derr)
+		}
 		return nil
-	case !errors.Is(err, unix.EINPROGRESS):
-		return os.NewSyscallError("connect", err)
 	}
-	if d, ok := ctx.Deadline(); ok {
-		_ = f.SetWriteDeadline(d)
-	}
-	stop := context.AfterFunc(ctx, func() { _ = f.SetWriteDeadline(time.Unix(1, 0)) })
-	defer stop()
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	// The callback runs once before any wait (after the poller was armed,
-	// so no event is lost) and again on each wakeup. While the connect is
-	// in progress SO_ERROR is 0 and getpeername says ENOTCONN.
-	var soErr error
-	werr := rc.Write(func(fd uintptr) bool {
-		v, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ERROR)
-		switch {
-		case err != nil:
-			soErr = os.NewSyscallError("getsockopt", err)
-		case v == int(unix.EINPROGRESS) || v == int(unix.EALREADY) || v == int(unix.EINTR):
-			return false
-		case v != 0:
-			soErr = os.NewSyscallError("connect", unix.Errno(v))
-		default:
-			if _, err := unix.Getpeername(int(fd)); errors.Is(err, unix.ENOTCONN) {
-				return false
+	return nd.DialContext(ctx, fam, address)
+}
+
+// familyOf returns the network with its family made explicit (tcp4, tcp6,
+// udp4, udp6: an unspecified one follows the destination) and the address
+// family, for both the socket made in the namespace and the dialer's.
+func familyOf(network string, ip netip.Addr) (string, int, error) {
+	v4 := ip.Unmap().Is4()
+	switch network {
+	case "tcp", "udp":
+		if v4 {
+			if network == "tcp" {
+				return "tcp4", unix.AF_INET, nil
 			}
+			return "udp4", unix.AF_INET, nil
 		}
-		return true
-	})
-	if werr != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
+		if network == "tcp" {
+			return "tcp6", unix.AF_INET6, nil
 		}
-		return werr
-	}
-	_ = f.SetWriteDeadline(time.Time{})
-	return soErr
-}
-
-func splitZone(host string) (net.IP, string, error) {
-	h, zone, _ := cutLast(host, '%')
-	ip := net.ParseIP(h)
-	if ip == nil {
-		return nil, "", fmt.Errorf("%q is not an IP address", host)
-	}
-	return ip, zone, nil
-}
-
-func cutLast(s string, c byte) (string, string, bool) {
-	for i := len(s) - 1; i >= 0; i-- {
-		if s[i] == c {
-			return s[:i], s[i+1:], true
+		return "udp6", unix.AF_INET6, nil
+	case "tcp4", "udp4":
+		if !v4 {
+			return "", 0, fmt.Errorf("address %s is not IPv4 (network %s)", ip, network)
 		}
+		return network, unix.AF_INET, nil
+	default: // tcp6, udp6
+		if v4 && !ip.IsUnspecified() {
+			return "", 0, fmt.Errorf("address %s is not IPv6 (network %s)", ip, network)
+		}
+		return network, unix.AF_INET6, nil
 	}
-	return s, "", false
-}
-
-func netAddr(network string, ip net.IP, port int, zone string) net.Addr {
-	if network[0] == 'u' {
-		return &net.UDPAddr{IP: ip, Port: port, Zone: zone}
-	}
-	return &net.TCPAddr{IP: ip, Port: port, Zone: zone}
 }

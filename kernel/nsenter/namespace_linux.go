@@ -4,6 +4,7 @@ package nsenter
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -20,8 +21,9 @@ type Namespace struct {
 	// ID identifies the namespace.
 	ID ID
 
-	h       netns.NsHandle
-	release func() // for a shared handle (OpenShared): drop this share
+	h      netns.NsHandle
+	shared *share // for a shared handle (OpenShared): the share Close drops
+	closed uint32 // atomic: Close has dropped the share
 }
 
 // Open opens the network namespace that spec names and checks that it
@@ -73,8 +75,10 @@ func nsTypeName(typ int) string {
 
 // Close releases the handle. Sockets created in the namespace stay valid.
 func (n *Namespace) Close() error {
-	if n.release != nil {
-		n.release()
+	if n.shared != nil {
+		if atomic.CompareAndSwapUint32(&n.closed, 0, 1) {
+			n.shared.release()
+		}
 		return nil
 	}
 	return n.h.Close()

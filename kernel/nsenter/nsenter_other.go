@@ -49,6 +49,17 @@ func Dial(ctx context.Context, n *Namespace, network, address string) (net.Conn,
 	return nil, ErrUnsupported
 }
 
+// Dialer connects from sockets created inside a namespace.
+type Dialer struct {
+	// KeepAlive is the TCP keep-alive of the connection. Default: off.
+	KeepAlive net.KeepAliveConfig
+}
+
+// Dial is not supported on this platform.
+func (Dialer) Dial(ctx context.Context, n *Namespace, network, address string) (net.Conn, error) {
+	return nil, ErrUnsupported
+}
+
 // NewSocket is not supported on this platform.
 func NewSocket(n *Namespace, domain, typ, proto int) (int, error) { return -1, ErrUnsupported }
 

@@ -93,12 +93,9 @@ func take(path string) (*share, bool) {
 	return s, true
 }
 
-// handle is the caller's view of s: its own Spec, one release.
+// handle is the caller's view of s: its own Spec, one release (Close).
 func (s *share) handle(spec string) *Namespace {
-	n := *s.ns
-	n.Spec = spec
-	n.release = sync.OnceFunc(s.release)
-	return &n
+	return &Namespace{Spec: spec, Path: s.ns.Path, ID: s.ns.ID, h: s.ns.h, shared: s}
 }
 
 func (s *share) release() {

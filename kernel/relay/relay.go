@@ -36,62 +36,79 @@ type Result struct {
 // that fails closes both connections, so the other one ends too. Pipe
 // does not close the connections otherwise; the caller does.
 func Pipe(down, up net.Conn) Result {
-	var (
-		r       Result
-		closing atomic.Bool
-		once    sync.Once
-		errMu   sync.Mutex
-		ended   atomic.Int32 // directions that read EOF
-	)
-	fail := func(err error) {
-		if closing.Load() && errors.Is(err, net.ErrClosed) {
-			return // we closed it
-		}
-		errMu.Lock()
-		if r.Err == nil {
-			r.Err = err
-		}
-		errMu.Unlock()
-		once.Do(func() {
-			closing.Store(true)
-			_ = down.Close()
-			_ = up.Close()
-		})
-	}
-	done := func(dst net.Conn) {
-		if ended.Add(1) == 2 {
-			return
-		}
-		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-			if err := cw.CloseWrite(); err == nil {
-				return
-			}
-		}
-		closing.Store(true)
-		_ = dst.Close()
-	}
-
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		n, err := copyConn(down, up)
-		r.Down = n
-		if err != nil {
-			fail(err)
-			return
-		}
-		done(down)
-	}()
+	// One allocation for the whole pipe: its state, and the second
+	// direction's goroutine started on a method (no closure).
+	p := &pipe{down: down, up: up}
+	p.wg.Add(1)
+	go p.downward()
 	n, err := copyConn(up, down)
-	r.Up = n
+	p.r.Up = n
 	if err != nil {
-		fail(err)
+		p.fail(err)
 	} else {
-		done(up)
+		p.done(up)
 	}
-	wg.Wait()
-	return r
+	p.wg.Wait()
+	return p.r
+}
+
+// pipe is the state of one Pipe.
+type pipe struct {
+	down, up net.Conn
+	r        Result
+	closing  atomic.Bool
+	once     sync.Once
+	errMu    sync.Mutex
+	ended    atomic.Int32 // directions that read EOF
+	wg       sync.WaitGroup
+}
+
+// downward copies up→down.
+func (p *pipe) downward() {
+	defer p.wg.Done()
+	n, err := copyConn(p.down, p.up)
+	p.r.Down = n
+	if err != nil {
+		p.fail(err)
+		return
+	}
+	p.done(p.down)
+}
+
+// fail records err, unless Pipe caused it by closing, and closes both
+// connections so the other direction ends too.
+func (p *pipe) fail(err error) {
+	if p.closing.Load() && errors.Is(err, net.ErrClosed) {
+		return // we closed it
+	}
+	p.errMu.Lock()
+	if p.r.Err == nil {
+		p.r.Err = err
+	}
+	p.errMu.Unlock()
+	p.once.Do(p.closeBoth)
+}
+
+func (p *pipe) closeBoth() {
+	p.closing.Store(true)
+	_ = p.down.Close()
+	_ = p.up.Close()
+}
+
+// done passes on the end of a direction: the first one to end shuts down
+// the writing side of its destination, or closes it if it cannot
+// half-close.
+func (p *pipe) done(dst net.Conn) {
+	if p.ended.Add(1) == 2 {
+		return
+	}
+	if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+		if err := cw.CloseWrite(); err == nil {
+			return
+		}
+	}
+	p.closing.Store(true)
+	_ = dst.Close()
 }
 
 // copyConn copies src to dst until EOF, with copyTCP between TCP

@@ -297,12 +297,9 @@ func (t *Transport) dial(ctx context.Context, tg *target) (net.Conn, error) {
 	if ns.ID != tg.id {
 		return nil, fmt.Errorf("upstream %q: namespace %q was replaced (was %s, now %s)", tg.dial, tg.ns, tg.id, ns.ID)
 	}
-	conn, err := nsenter.Dial(ctx, ns, tg.network, tg.hostport())
+	conn, err := nsenter.Dialer{KeepAlive: ka}.Dial(ctx, ns, tg.network, tg.hostport())
 	if err != nil {
 		return nil, fmt.Errorf("upstream %q: %w", tg.dial, err)
-	}
-	if tc, ok := conn.(*net.TCPConn); ok {
-		_ = tc.SetKeepAliveConfig(ka)
 	}
 	return conn, nil
 }

@@ -3,9 +3,11 @@ package nsnetwork
 import (
 	"errors"
 	"net"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/caddy-netns/caddy-netns/kernel/nsenter"
 )
@@ -21,17 +23,85 @@ type tcpListener struct {
 	*net.TCPListener
 	closeOnce sync.Once
 	release   func()
+	keepAlive *net.KeepAliveConfig // set on each accepted connection, if Go cannot do it (setKeepAlive)
 }
 
 // Accept waits for a connection. Each one is noted (nsenter.Busy), so that
 // the idle threads a burst of traffic leaves behind are ended once it is
 // over.
 func (l *tcpListener) Accept() (net.Conn, error) {
-	c, err := l.TCPListener.Accept()
-	if err == nil {
-		nsenter.Busy()
+	c, err := l.TCPListener.AcceptTCP()
+	if err != nil {
+		return nil, err
 	}
-	return c, err
+	nsenter.Busy()
+	if ka := l.keepAlive; ka != nil {
+		if ka.Enable {
+			err = c.SetKeepAliveConfig(*ka)
+		} else {
+			err = c.SetKeepAlive(false)
+		}
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// setKeepAlive sets the keep-alive of the connections Accept returns from
+// now on; call it before Accept is. A listener made from a file
+// (net.FileListener) always enables Go's default keep-alive (15 s idle:
+// four setsockopt calls per connection) and has no ListenConfig to say
+// otherwise, so the one *net.TCPListener keeps for Accept is written here
+// directly, found by reflection (see listenConfigOf). Where that field is
+// not found, each accepted connection is set after the fact.
+func (l *tcpListener) setKeepAlive(ka net.KeepAliveConfig) {
+	if lc := listenConfigOf(l.TCPListener); lc != nil {
+		if ka.Enable {
+			*lc = net.ListenConfig{KeepAliveConfig: ka}
+		} else {
+			*lc = net.ListenConfig{KeepAlive: -1}
+		}
+		l.keepAlive = nil
+		return
+	}
+	l.keepAlive = &ka
+}
+
+// keepAliveOf is the keep-alive that a ListenConfig passed to a listener
+// function asks for: Caddy's HTTP servers pass their keep_alive settings
+// (enabled by default), caddy-l4 passes an empty one, which here means
+// off.
+func keepAliveOf(lc net.ListenConfig) net.KeepAliveConfig {
+	switch {
+	case lc.KeepAliveConfig.Enable:
+		return lc.KeepAliveConfig
+	case lc.KeepAlive > 0:
+		return net.KeepAliveConfig{Enable: true, Idle: lc.KeepAlive}
+	}
+	return net.KeepAliveConfig{}
+}
+
+// listenerConfig is where *net.TCPListener keeps its ListenConfig (the
+// unexported field lc, read by Accept for each connection's keep-alive),
+// if it has one of that type; ok false otherwise.
+var listenerConfig = sync.OnceValues(func() (offset uintptr, ok bool) {
+	f, found := reflect.TypeFor[net.TCPListener]().FieldByName("lc")
+	if !found || f.Type != reflect.TypeFor[net.ListenConfig]() {
+		return 0, false
+	}
+	return f.Offset, true
+})
+
+// listenConfigOf returns a pointer to ln's own ListenConfig, nil if this
+// Go's *net.TCPListener has none.
+func listenConfigOf(ln *net.TCPListener) *net.ListenConfig {
+	off, ok := listenerConfig()
+	if !ok {
+		return nil
+	}
+	return (*net.ListenConfig)(unsafe.Add(unsafe.Pointer(ln), off))
 }
 
 func (l *tcpListener) Close() error {
@@ -132,7 +202,9 @@ func wrapStream(p *pooled) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &tcpListener{TCPListener: ln.(*net.TCPListener), release: p.release}, nil
+	l := &tcpListener{TCPListener: ln.(*net.TCPListener), release: p.release}
+	l.setKeepAlive(net.KeepAliveConfig{}) // off until a config asks (ListenNetwork)
+	return l, nil
 }
 
 // wrapPacket makes a new packet conn handle on the shared socket.

@@ -34,10 +34,17 @@ func logger() *zap.Logger { return caddy.Log().Named("netns") }
 // Every handle is also closed when ctx ends (the config that asked for it
 // is unloaded), so an app that fails half-way through starting cannot leak
 // sockets.
-func ListenNetwork(ctx context.Context, _, host, portRange string, portOffset uint, _ net.ListenConfig) (any, error) {
+//
+// A stream listener's connections have the TCP keep-alive that lc asks
+// for, and none when it asks for nothing (caddy-l4 passes an empty lc;
+// Caddy's HTTP servers pass their keep_alive settings).
+func ListenNetwork(ctx context.Context, _, host, portRange string, portOffset uint, lc net.ListenConfig) (any, error) {
 	h, err := Open(ctx, host, portRange, portOffset)
 	if err != nil {
 		return nil, err
+	}
+	if l, ok := h.(*tcpListener); ok {
+		l.setKeepAlive(keepAliveOf(lc))
 	}
 	CloseWhenDone(ctx, h, nil)
 	return h, nil

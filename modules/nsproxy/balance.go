@@ -38,57 +38,65 @@ type cand struct {
 	held bool // st was taken for this connection: release it after
 }
 
-// pick chooses an available candidate that is not in skip, or nil.
+// pick chooses an available candidate that is not in skip and returns its
+// index, or -1.
 //
 // caddy-l4's policies see only the available candidates, through stand-in
 // l4proxy.Upstream values (their health and connection counts are
 // unexported): round_robin, weighted_round_robin, first, ip_hash and random
 // work unchanged; least_conn and random_choose need connection counts and
-// are done here with ours, per resolved target.
-func (h *Handler) pick(cx *layer4.Connection, all []cand, skip map[*Upstream]bool) *cand {
-	cands := make([]*cand, 0, len(all))
+// are done here with ours, per resolved target. With a single upstream
+// there is nothing to choose.
+func (h *Handler) pick(cx *layer4.Connection, all []cand, skip map[*Upstream]bool) int {
+	if len(all) == 1 {
+		if c := &all[0]; !skip[c.u] && c.u.available(c.st) {
+			return 0
+		}
+		return -1
+	}
+	cands := make([]int, 0, len(all))
 	for i := range all {
 		if c := &all[i]; !skip[c.u] && c.u.available(c.st) {
-			cands = append(cands, c)
+			cands = append(cands, i)
 		}
 	}
 	if len(cands) == 0 {
-		return nil
+		return -1
 	}
 	switch p := h.LoadBalancing.policy.(type) {
 	case *l4proxy.LeastConnSelection:
-		return leastConn(cands)
+		return leastConn(all, cands)
 	case *l4proxy.RandomChoiceSelection:
 		rand.Shuffle(len(cands), func(i, j int) { cands[i], cands[j] = cands[j], cands[i] })
-		return leastConn(cands[:min(max(p.Choose, 2), len(cands))])
+		return leastConn(all, cands[:min(max(p.Choose, 2), len(cands))])
 	}
 	pool := make(l4proxy.UpstreamPool, len(cands))
 	for i, c := range cands {
-		pool[i] = c.u.shadow
+		pool[i] = all[c].u.shadow
 	}
 	chosen := h.LoadBalancing.policy.Select(pool, cx)
 	for _, c := range cands {
-		if c.u.shadow == chosen {
+		if all[c].u.shadow == chosen {
 			return c
 		}
 	}
-	return nil
+	return -1
 }
 
-// leastConn returns the candidate with the fewest connections, a random
-// one among ties.
-func leastConn(cs []*cand) *cand {
-	var best *cand
+// leastConn returns the index of the candidate (of all, among those
+// listed in cs) with the fewest connections, a random one among ties.
+func leastConn(all []cand, cs []int) int {
+	best := -1
 	least, ties := int32(-1), 0
-	for _, c := range cs {
-		n := c.st.conns.Load()
+	for _, i := range cs {
+		n := all[i].st.conns.Load()
 		switch {
 		case least < 0 || n < least:
-			best, least, ties = c, n, 1
+			best, least, ties = i, n, 1
 		case n == least:
 			ties++
 			if rand.IntN(ties) == 0 {
-				best = c
+				best = i
 			}
 		}
 	}

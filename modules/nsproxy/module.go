@@ -22,6 +22,7 @@ import (
 	"github.com/mholt/caddy-l4/layer4"
 	"github.com/mholt/caddy-l4/modules/l4proxy"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/caddy-netns/caddy-netns/allow"
 	"github.com/caddy-netns/caddy-netns/kernel/relay"
@@ -205,18 +206,12 @@ func (h *Handler) Cleanup() error {
 func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 	// Nothing here is computed unless a line is logged or a placeholder is
 	// read: short connections are dominated by such per-connection work.
-	ns := arrivalName{cx}
-	log := h.logger.WithLazy(zap.Stringer("netns", ns),
-		zap.String("network", cx.LocalAddr().Network()),
-		zap.Stringer("local", cx.LocalAddr()),
-		zap.Stringer("remote", cx.RemoteAddr()))
-	nsmatch.Provide(cx, func(err error) {
-		log.Warn("arrival namespace unknown; {l4.netns.*} placeholders are empty", zap.Error(err))
-	})
+	log := connLog{h: h, cx: cx}
+	nsmatch.Provide(cx, log.arrivalUnknown)
 
 	c, up, err := h.connect(cx, log)
 	if err != nil {
-		return fmt.Errorf("netns %q: %s connection from %s: %w", ns, cx.LocalAddr().Network(), cx.RemoteAddr(), err)
+		return fmt.Errorf("netns %q: %s connection from %s: %w", arrivalName{cx}, cx.LocalAddr().Network(), cx.RemoteAddr(), err)
 	}
 	t := c.t
 	if c.held {
@@ -226,41 +221,51 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 	raw := up
 	defer func() { h.closeUpstream(raw, up) }()
 	if up, err = h.wrapUpstream(cx, c.u, t, up); err != nil {
-		return fmt.Errorf("netns %q: %w", ns, err)
+		return fmt.Errorf("netns %q: %w", arrivalName{cx}, err)
 	}
-	log = log.WithLazy(zap.Stringer("upstream", t))
+	log.t = t
+	debug := log.enabled(zapcore.DebugLevel)
 
-	start := time.Now()
+	var start time.Time
+	if debug {
+		start = time.Now()
+	}
 	var res relay.Result
 	splice := false
 	if upTCP, ok := up.(*net.TCPConn); ok {
 		down, pending, err := rawTCP(cx)
 		if err != nil {
-			return fmt.Errorf("netns %q: reading matched bytes: %w", ns, err)
+			return fmt.Errorf("netns %q: reading matched bytes: %w", arrivalName{cx}, err)
 		}
 		if down != nil {
 			splice = true
 			if len(pending) > 0 {
 				if _, err := upTCP.Write(pending); err != nil {
-					return fmt.Errorf("netns %q: upstream %s: %w", ns, t, err)
+					return fmt.Errorf("netns %q: upstream %s: %w", arrivalName{cx}, t, err)
 				}
 			}
-			log.Debug("proxying", zap.Bool("splice", true))
+			if debug {
+				log.logger().Debug("proxying", zap.Bool("splice", true))
+			}
 			res = relay.Pipe(down, upTCP)
 			res.Up += int64(len(pending))
 		}
 	}
 	if !splice {
-		log.Debug("proxying", zap.Bool("splice", false))
+		if debug {
+			log.logger().Debug("proxying", zap.Bool("splice", false))
+		}
 		if uc, ok := raw.(*net.UDPConn); ok {
 			res = pipeUDP(downConn{cx}, up, uc)
 		} else {
 			res = relay.Pipe(downConn{cx}, up)
 		}
 	}
-	log.Debug("connection closed",
-		zap.Int64("bytes_up", res.Up), zap.Int64("bytes_down", res.Down),
-		zap.Duration("duration", time.Since(start)), zap.Error(res.Err))
+	if debug {
+		log.logger().Debug("connection closed",
+			zap.Int64("bytes_up", res.Up), zap.Int64("bytes_down", res.Down),
+			zap.Duration("duration", time.Since(start)), zap.Error(res.Err))
+	}
 	return nil
 }
 
@@ -276,6 +281,33 @@ func (h *Handler) closeUpstream(raw, up net.Conn) {
 	_ = up.Close()
 }
 
+// connLog is a connection's logger, made only when a line is logged: its
+// fields (arrival namespace, addresses, upstream) cost allocations that
+// short connections would otherwise pay for nothing. Check enabled before
+// building a line's own fields.
+type connLog struct {
+	h  *Handler
+	cx *layer4.Connection
+	t  *target // the upstream, once chosen
+}
+
+func (l connLog) enabled(lvl zapcore.Level) bool { return l.h.logger.Core().Enabled(lvl) }
+
+func (l connLog) logger() *zap.Logger {
+	fields := []zap.Field{zap.Stringer("netns", arrivalName{l.cx}),
+		zap.String("network", l.cx.LocalAddr().Network()),
+		zap.Stringer("local", l.cx.LocalAddr()),
+		zap.Stringer("remote", l.cx.RemoteAddr())}
+	if l.t != nil {
+		fields = append(fields, zap.Stringer("upstream", l.t))
+	}
+	return l.h.logger.With(fields...)
+}
+
+func (l connLog) arrivalUnknown(err error) {
+	l.logger().Warn("arrival namespace unknown; {l4.netns.*} placeholders are empty", zap.Error(err))
+}
+
 // arrivalName names the namespace a connection arrived in when it is
 // printed; "" when that is unknown.
 type arrivalName struct{ cx *layer4.Connection }
@@ -289,12 +321,13 @@ func (a arrivalName) String() string {
 // attempt every available upstream is tried once; attempts repeat every
 // try_interval for try_duration. The candidate returned has its connection
 // counted and, if held, must be released by the caller.
-func (h *Handler) connect(cx *layer4.Connection, log *zap.Logger) (*cand, net.Conn, error) {
-	cands, lastErr := h.resolve(cx, log)
-	var chosen *cand
+func (h *Handler) connect(cx *layer4.Connection, log connLog) (cand, net.Conn, error) {
+	var buf [4]cand // on the stack for up to 4 upstreams
+	cands, lastErr := h.resolve(cx, log, buf[:0])
+	chosen := -1
 	defer func() {
 		for i := range cands {
-			if c := &cands[i]; c.held && c != chosen {
+			if c := &cands[i]; c.held && i != chosen {
 				c.st.release()
 			}
 		}
@@ -303,45 +336,45 @@ func (h *Handler) connect(cx *layer4.Connection, log *zap.Logger) (*cand, net.Co
 	for {
 		skip := map[*Upstream]bool{}
 		for {
-			c := h.pick(cx, cands, skip)
-			if c == nil {
+			i := h.pick(cx, cands, skip)
+			if i < 0 {
 				break
 			}
+			c := &cands[i]
 			skip[c.u] = true
 			c.st.conns.Add(1)
 			ctx, cancel := context.WithTimeout(h.ctx, time.Duration(h.DialTimeout))
 			up, err := dial(ctx, h.policy, c.t)
 			cancel()
 			if err == nil {
-				chosen = c
-				return c, up, nil
+				chosen = i
+				return *c, up, nil
 			}
 			c.st.conns.Add(-1)
 			lastErr = fmt.Errorf("upstream %s: %w", c.t, err)
-			log.Warn("connecting to upstream failed; trying the next", zap.String("upstream", c.t.String()), zap.Error(err))
+			log.logger().Warn("connecting to upstream failed; trying the next", zap.String("upstream", c.t.String()), zap.Error(err))
 			h.countFailure(c)
 		}
 		if lastErr == nil {
 			lastErr = errors.New("no upstream available")
 		}
 		if time.Since(start) >= time.Duration(h.LoadBalancing.TryDuration) {
-			return nil, nil, lastErr
+			return cand{}, nil, lastErr
 		}
 		select {
 		case <-time.After(time.Duration(h.LoadBalancing.TryInterval)):
 		case <-h.ctx.Done():
-			return nil, nil, lastErr
+			return cand{}, nil, lastErr
 		}
 	}
 }
 
-// resolve returns the upstreams as targets for cx: placeholders replaced,
-// and each target's state held for the connection. An upstream whose
-// address does not parse is left out; the error is returned.
-func (h *Handler) resolve(cx *layer4.Connection, log *zap.Logger) ([]cand, error) {
+// resolve appends to cands the upstreams as targets for cx: placeholders
+// replaced, and each target's state held for the connection. An upstream
+// whose address does not parse is left out; the error is returned.
+func (h *Handler) resolve(cx *layer4.Connection, log connLog, cands []cand) ([]cand, error) {
 	var repl *caddy.Replacer
 	var lastErr error
-	cands := make([]cand, 0, len(h.Upstreams))
 	for _, u := range h.Upstreams {
 		if u.target != nil {
 			cands = append(cands, cand{u: u, t: u.target, st: u.state})
@@ -353,7 +386,7 @@ func (h *Handler) resolve(cx *layer4.Connection, log *zap.Logger) ([]cand, error
 		t, err := parseTarget(repl.ReplaceAll(u.Dial, ""))
 		if err != nil {
 			lastErr = err
-			log.Warn("upstream address", zap.String("upstream", u.Dial), zap.Error(err))
+			log.logger().Warn("upstream address", zap.String("upstream", u.Dial), zap.Error(err))
 			continue
 		}
 		if u.arrival && t.ns != "" {

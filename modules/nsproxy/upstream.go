@@ -109,7 +109,7 @@ func isUDP(network string) bool { return strings.HasPrefix(network, "udp") }
 // namespace ns names now must be that one.
 func dial(ctx context.Context, pol *allow.Policy, t *target) (net.Conn, error) {
 	if t.ns == "" {
-		var d net.Dialer
+		d := net.Dialer{KeepAlive: -1} // as nsenter.Dial: no keep-alive
 		return d.DialContext(ctx, t.network, t.hostport)
 	}
 	ns, err := pol.Open(t.ns)

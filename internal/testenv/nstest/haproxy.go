@@ -10,8 +10,8 @@ import (
 // HAProxy runs Debian's haproxy in the foreground with the given proxy
 // sections (frontend, backend, namespace_list ...) in mode tcp, and stops
 // it when the test ends. It fails the test, saying how to install it,
-// when haproxy is missing.
-func HAProxy(t testing.TB, sections string) {
+// when haproxy is missing. It returns haproxy's process id.
+func HAProxy(t testing.TB, sections string) int {
 	t.Helper()
 	path, err := exec.LookPath("haproxy")
 	if err != nil {
@@ -32,4 +32,5 @@ func HAProxy(t testing.TB, sections string) {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	})
+	return cmd.Process.Pid
 }

@@ -1,0 +1,85 @@
+//go:build linux
+
+package nsenter_test
+
+import (
+	"context"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/caddy-netns/caddy-netns/internal/testenv/nstest"
+	"github.com/caddy-netns/caddy-netns/kernel/nsenter"
+)
+
+// A dialed TCP connection has keep-alive off unless the Dialer asks for
+// it, in the namespace and from the caller's own; the socket is the one
+// created in the namespace.
+func TestDialKeepAlive(t *testing.T) {
+	nstest.Require(t)
+	ns := open(t, nstest.Add(t, 1)[0])
+	for _, n := range []*nsenter.Namespace{ns, nil} {
+		ln, err := nsenter.Listen(n, "tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+		for _, tc := range []struct {
+			d    nsenter.Dialer
+			want int
+			idle time.Duration
+		}{
+			{nsenter.Dialer{}, 0, 0},
+			{nsenter.Dialer{KeepAlive: net.KeepAliveConfig{Enable: true, Idle: 42 * time.Second}}, 1, 42 * time.Second},
+		} {
+			c, err := tc.d.Dial(context.Background(), n, "tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if n != nil {
+				if got := socketNS(t, c.(syscall.Conn)); got != n.ID {
+					t.Fatalf("dialed socket in %v, want %v", got, n.ID)
+				}
+			}
+			if got := sockopt(t, c, unix.SOL_SOCKET, unix.SO_KEEPALIVE); got != tc.want {
+				t.Errorf("namespace %v, %+v: SO_KEEPALIVE %d, want %d", n, tc.d, got, tc.want)
+			}
+			if tc.idle > 0 {
+				if got := sockopt(t, c, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE); got != int(tc.idle/time.Second) {
+					t.Errorf("TCP_KEEPIDLE %d, want %d", got, tc.idle/time.Second)
+				}
+			}
+			if got := sockopt(t, c, unix.IPPROTO_TCP, unix.TCP_NODELAY); got != 1 {
+				t.Errorf("TCP_NODELAY %d, want 1", got)
+			}
+		}
+	}
+}
+
+func sockopt(t *testing.T, c net.Conn, level, opt int) int {
+	t.Helper()
+	rc, err := c.(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v int
+	var serr error
+	rc.Control(func(fd uintptr) { v, serr = unix.GetsockoptInt(int(fd), level, opt) })
+	if serr != nil {
+		t.Fatal(serr)
+	}
+	return v
+}
