@@ -55,10 +55,18 @@ func startCostRig(tb testing.TB, admin *e2e.Admin) *costRig {
 func costConfig(admin, a, b string) string { return costConfigIdle(admin, a, b, "") }
 
 // costConfigIdle is costConfig with the UDP server's idle_timeout (how
-// long a flow lives after its last datagram) set, unless empty.
+// long a flow lives after its last datagram) set, unless empty, and the
+// same udp_quarantine.
 func costConfigIdle(admin, a, b, udpIdle string) string {
+	quarantine := ""
+	if udpIdle != "" {
+		// An ended flow's upstream socket is held for udp_quarantine
+		// (default 10s); keep it shorter than the wait before a
+		// measurement, so held sockets do not count as growth.
+		quarantine = `,"udp_quarantine":"` + udpIdle + `"`
+	}
 	udp := proxyServer([]string{"netns/" + a + "/udp/127.0.0.1:8000"},
-		`{"handler":"netns_proxy","upstreams":[{"dial":"netns/`+b+`/udp/127.0.0.1:9000"}]}`)
+		`{"handler":"netns_proxy"`+quarantine+`,"upstreams":[{"dial":"netns/`+b+`/udp/127.0.0.1:9000"}]}`)
 	if udpIdle != "" {
 		udp = `{"idle_timeout":"` + udpIdle + `",` + udp[1:]
 	}
