@@ -59,6 +59,11 @@ func setConfig(admin *e2e.Admin, server, pattern, addr string) string {
 			"routes": []any{map[string]any{"handle": []any{map[string]any{
 				"handler":   "netns_proxy",
 				"upstreams": []any{map[string]any{"dial": "netns/{l4.netns.name}/{l4.netns.network}/127.0.0.1:9000"}},
+				// An ended UDP flow's upstream socket is held for
+				// udp_quarantine (default 10s) and, with it, its
+				// namespace: keep it short so the tests that delete a
+				// namespace see it freed within their wait.
+				"udp_quarantine": int64(time.Second),
 			}}}},
 		},
 	}}})
