@@ -75,6 +75,14 @@ func (*App) CaddyModule() caddy.ModuleInfo {
 
 // Provision compiles the allow list; a bad entry fails the config.
 func (a *App) Provision(caddy.Context) error {
+	if a.Allow == nil {
+		// No allow field: every namespace, as documented; a config
+		// that only sets other settings must not become an empty list
+		// that allows nothing. An explicit "allow": [] still allows
+		// nothing.
+		a.list = nil
+		return nil
+	}
 	repl := caddy.NewReplacer()
 	entries := make([]string, len(a.Allow))
 	for i, s := range a.Allow {
