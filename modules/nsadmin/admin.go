@@ -10,6 +10,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/caddy-netns/caddy-netns/modules/nsnetwork"
 )
 
 func init() {
@@ -55,13 +57,28 @@ func (Admin) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision registers the metrics.
+// Provision registers the metrics, with the per-namespace settings of the
+// config's netns app when it has one. The admin endpoint is provisioned
+// before the config's apps, so this loads the netns app (Caddy loads each
+// app once per config; the config then starts the same one).
 func (a *Admin) Provision(ctx caddy.Context) error {
 	reg := ctx.GetMetricsRegistry()
 	if reg == nil {
 		return nil
 	}
-	if err := reg.Register(Collector{}); err != nil {
+	c := Collector{PerNamespace: true}
+	app, err := ctx.AppIfConfigured(nsnetwork.PolicyApp)
+	switch {
+	case err == nil:
+		// Found by name and asked through an interface, like
+		// nsnetwork.PolicyFor, so this module does not import the app.
+		if m, ok := app.(interface{ NamespaceMetrics() (bool, int) }); ok {
+			c.PerNamespace, c.MaxNamespaceSeries = m.NamespaceMetrics()
+		}
+	case !errors.Is(err, caddy.ErrNotConfigured):
+		return err
+	}
+	if err := reg.Register(c); err != nil {
 		var are prometheus.AlreadyRegisteredError
 		if !errors.As(err, &are) {
 			return err
