@@ -291,7 +291,9 @@ func TestAdminAtScale(t *testing.T) {
 
 	// Metrics: every per-namespace series by default; none with
 	// per_namespace off; at most the cap with one.
+	t0 = time.Now()
 	perNS, body := scrape(t, admin)
+	scrapeTook := time.Since(t0)
 	defaultBytes := len(body)
 	if perNS != 10*live { // 4 per tcp member, 6 per udp member
 		t.Errorf("per-namespace series by default: %d, want %d", perNS, 10*live)
@@ -308,7 +310,9 @@ func TestAdminAtScale(t *testing.T) {
 	}
 	since := all.Listeners[len(all.Listeners)-1].Since
 	admin.MustLoad(t, scaleConfig(admin, prefix, `{"per_namespace":false}`), "json")
+	t0 = time.Now()
 	perNS, body = scrape(t, admin)
+	scrapeOffTook, offBytes := time.Since(t0), len(body)
 	if perNS != 0 {
 		t.Errorf("per_namespace off: %d series with a netns label", perNS)
 	}
@@ -337,11 +341,36 @@ func TestAdminAtScale(t *testing.T) {
 		t.Errorf("socket re-created by a metrics-only reload: %+v, since %v before", r.Listeners, since)
 	}
 
-	t.Logf("admin at scale: %d namespaces, %d sockets (tcp+udp), GOMAXPROCS %d", n, 2*n, runtime.GOMAXPROCS(0))
-	t.Logf("  %-46s %v, %d bytes, %.1f MiB allocated (server and client)", "GET /netns/listeners (everything)", fullTook.Round(time.Millisecond), allBytes, float64(fullAlloc)/(1<<20))
-	t.Logf("  %-46s %v for %d pages of %d, largest %d bytes, at most %.1f MiB allocated per page", "GET /netns/listeners?limit=250 (walk)", pagedTook.Round(time.Millisecond), pages, limit, maxBytes, float64(pageAlloc)/(1<<20))
-	t.Logf("  %-46s %v", "GET ...?connections=kernel&limit=50&set=...", kernelTook.Round(time.Millisecond))
-	t.Logf("  %-46s %d bytes by default, per-namespace series %d by default", "GET /metrics", defaultBytes, 10*live)
+	// The allow list still decides per member at this size: narrowed to
+	// ten namespaces, the set keeps exactly their sockets, and the
+	// listing and metrics follow.
+	allowed := prefix + "0010*"
+	admin.MustLoad(t, fmt.Sprintf(`{%s,"apps":{"netns":{"allow":[%q]},"layer4":{"servers":{"scale":{
+		"listen":["netns/%[3]s*/tcp/:8000","netns/%[3]s*/udp/:8000"],
+		"routes":[{"handle":[{"handler":"echo"}]}]}}}}}`, admin.WithAdmin(), allowed, prefix), "json")
+	waitFor(t, "members outside the allow list closed", 2*time.Minute, func() bool { return inPool(prefix) == 2*10 })
+	r, _ = listing(t, admin, "?limit=7&set="+url.QueryEscape(udpSet))
+	pagesLeft, udpMembers := 10, len(r.Listeners)
+	for r.Next != "" && pagesLeft > 0 {
+		r, _ = listing(t, admin, "?limit=7&set="+url.QueryEscape(udpSet)+"&after="+url.QueryEscape(r.Next))
+		udpMembers += len(r.Listeners)
+		pagesLeft--
+	}
+	if udpMembers != 10 {
+		t.Errorf("udp members under allow %s: %d, want 10", allowed, udpMembers)
+	}
+	if perNS, body := scrape(t, admin); perNS != 10*10 ||
+		!strings.Contains(body, fmt.Sprintf("caddy_netns_set_members{set=%q} 10\n", udpSet)) {
+		t.Errorf("metrics under allow %s: %d per-namespace series (want 100), set members line present: %v",
+			allowed, perNS, strings.Contains(body, fmt.Sprintf("caddy_netns_set_members{set=%q} 10\n", udpSet)))
+	}
+
+	t.Logf("admin-scale: %d namespaces, %d sockets (tcp+udp), GOMAXPROCS %d", n, 2*n, runtime.GOMAXPROCS(0))
+	t.Logf("admin-scale:   %-46s %v, %d bytes, %.1f MiB allocated (server and client)", "GET /netns/listeners (everything)", fullTook.Round(time.Millisecond), allBytes, float64(fullAlloc)/(1<<20))
+	t.Logf("admin-scale:   %-46s %v for %d pages of %d, largest %d bytes, at most %.1f MiB allocated per page", "GET /netns/listeners?limit=250 (walk)", pagedTook.Round(time.Millisecond), pages, limit, maxBytes, float64(pageAlloc)/(1<<20))
+	t.Logf("admin-scale:   %-46s %v", "GET ...?connections=kernel&limit=50&set=...", kernelTook.Round(time.Millisecond))
+	t.Logf("admin-scale:   %-46s %v, %d bytes, %d per-namespace series", "GET /metrics (per_namespace on)", scrapeTook.Round(time.Millisecond), defaultBytes, 10*live)
+	t.Logf("admin-scale:   %-46s %v, %d bytes", "GET /metrics (per_namespace off)", scrapeOffTook.Round(time.Millisecond), offBytes)
 }
 
 // scrape returns how many caddy_netns_* series /metrics has with a netns
