@@ -5,10 +5,7 @@
 package nsadmin
 
 import (
-	"encoding/json"
 	"errors"
-	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -26,10 +23,30 @@ func init() {
 //
 //	GET /netns/listeners                      every namespace listener and the namespaces sets wait for
 //	GET /netns/listeners?connections=kernel   open TCP connections counted by the kernel, for every
-//	                                          TCP socket (a few milliseconds per socket)
+//	                                          TCP socket listed (a few milliseconds per socket)
+//	GET /netns/listeners?limit=N              at most N entries (1 to MaxLimit), and "next" when
+//	                                          more follow
+//	GET /netns/listeners?limit=N&after=C      the page after cursor C (a "next" from the page before)
+//	GET /netns/listeners?netns=<glob>         only namespaces whose name matches the glob (path.Match:
+//	                                          * ? [...]; e.g. tenant-1*)
+//	GET /netns/listeners?set=<address>        only members of the set with that address (as in a
+//	                                          listener's "sets") and the namespaces it waits for
+//
+// The parameters combine; any other parameter is refused (400). The
+// listing is one ordered sequence: every listener by namespace, network,
+// address and namespace identity, then every waiting namespace by
+// namespace and set. A page holds the next N entries of it that match the
+// filters (listeners first, then waiting ones) and, when more follow,
+// "next": pass it as after= with the same filters for the page after. A
+// cursor names a position, not an index, so sockets that open or close
+// between pages neither repeat nor shift the others: every entry present
+// through the whole walk is listed exactly once. Without limit the
+// response lists everything, as before paging existed; either way the body
+// is streamed entry by entry, never encoded whole in memory.
 //
 // It also registers the caddy_netns_* metrics (see Collector) with the
-// config's metrics registry, which the admin /metrics endpoint serves.
+// config's metrics registry, which the admin /metrics endpoint serves,
+// with the per-namespace settings of the config's netns app ("metrics").
 type Admin struct{}
 
 // CaddyModule returns the Caddy module information.
@@ -40,13 +57,28 @@ func (Admin) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision registers the metrics.
+// Provision registers the metrics, with the per-namespace settings of the
+// config's netns app when it has one. The admin endpoint is provisioned
+// before the config's apps, so this loads the netns app (Caddy loads each
+// app once per config; the config then starts the same one).
 func (a *Admin) Provision(ctx caddy.Context) error {
 	reg := ctx.GetMetricsRegistry()
 	if reg == nil {
 		return nil
 	}
-	if err := reg.Register(Collector{}); err != nil {
+	c := Collector{PerNamespace: true}
+	app, err := ctx.AppIfConfigured(nsnetwork.PolicyApp)
+	switch {
+	case err == nil:
+		// Found by name and asked through an interface, like
+		// nsnetwork.PolicyFor, so this module does not import the app.
+		if m, ok := app.(interface{ NamespaceMetrics() (bool, int) }); ok {
+			c.PerNamespace, c.MaxNamespaceSeries = m.NamespaceMetrics()
+		}
+	case !errors.Is(err, caddy.ErrNotConfigured):
+		return err
+	}
+	if err := reg.Register(c); err != nil {
 		var are prometheus.AlreadyRegisteredError
 		if !errors.As(err, &are) {
 			return err
@@ -102,41 +134,9 @@ type Waiting struct {
 type Response struct {
 	Listeners []Listener `json:"listeners"`
 	Waiting   []Waiting  `json:"waiting"`
-}
-
-func (a *Admin) listeners(w http.ResponseWriter, r *http.Request) error {
-	if r.Method != http.MethodGet {
-		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: errors.New("method not allowed")}
-	}
-	kernel := false
-	switch q := r.URL.Query().Get("connections"); q {
-	case "", "tracked":
-	case "kernel":
-		kernel = true
-	default:
-		return caddy.APIError{HTTPStatus: http.StatusBadRequest,
-			Err: fmt.Errorf("connections=%q: want tracked (the default) or kernel", q)}
-	}
-	lis, waits := nsnetwork.Listeners(kernel)
-	resp := Response{Listeners: make([]Listener, 0, len(lis)), Waiting: make([]Waiting, 0, len(waits))}
-	for _, li := range lis {
-		l := Listener{
-			Namespace: li.Namespace, Inode: li.NamespaceID.Ino, ID: li.NamespaceID.String(),
-			Network: li.Network, Address: li.Address, Since: li.Since, Handles: li.Handles,
-			Sets: li.Sets, Accepted: li.Accepted, Errors: li.Errors,
-			PacketsIn: li.PacketsIn, PacketsOut: li.PacketsOut, BytesIn: li.BytesIn, BytesOut: li.BytesOut,
-		}
-		if li.OpenConns >= 0 {
-			n := li.OpenConns
-			l.OpenConnections = &n
-		}
-		resp.Listeners = append(resp.Listeners, l)
-	}
-	for _, wi := range waits {
-		resp.Waiting = append(resp.Waiting, Waiting(wi))
-	}
-	w.Header().Set("Content-Type", "application/json")
-	return json.NewEncoder(w).Encode(resp)
+	// Next is the cursor of the page after this one (pass it as
+	// after=); absent on the last page and without limit.
+	Next string `json:"next,omitempty"`
 }
 
 // Interface guards

@@ -1,7 +1,8 @@
 // Package nspolicy is the netns app: the allow list of the network
 // namespaces a config may use, enforced wherever this repository opens a
 // namespace for a config (listeners, netns_proxy upstreams and their health
-// checks, SCTP), and the process-wide ceiling CADDY_NETNS_ALLOW.
+// checks, SCTP), and the process-wide ceiling CADDY_NETNS_ALLOW; and the
+// settings of the caddy_netns_* metrics (metrics.go).
 //
 // The list belongs to the config: a config that is refused never changes
 // what the running one may do, and a reload that narrows the list applies
@@ -62,6 +63,11 @@ type App struct {
 	// of the namespace it happens to be in. Default: every namespace.
 	Allow []string `json:"allow,omitempty"`
 
+	// Metrics turns the per-namespace series of the caddy_netns_*
+	// metrics off or caps them (see Metrics). Default: every
+	// per-namespace series, no cap.
+	Metrics *Metrics `json:"metrics,omitempty"`
+
 	list *allow.List
 }
 
@@ -73,8 +79,20 @@ func (*App) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision compiles the allow list; a bad entry fails the config.
+// Provision compiles the allow list and checks the metrics settings; a
+// bad entry fails the config.
 func (a *App) Provision(caddy.Context) error {
+	if err := a.Metrics.validate(); err != nil {
+		return err
+	}
+	if a.Allow == nil {
+		// No allow field: every namespace, as documented; a config
+		// that only sets other settings must not become an empty list
+		// that allows nothing. An explicit "allow": [] still allows
+		// nothing.
+		a.list = nil
+		return nil
+	}
 	repl := caddy.NewReplacer()
 	entries := make([]string, len(a.Allow))
 	for i, s := range a.Allow {
@@ -103,9 +121,14 @@ func (*App) Stop() error { return nil }
 //
 //	netns {
 //		allow <name|glob|/path|/path/glob|/dir/>...
+//		metrics {
+//			per_namespace on|off|<max series>
+//		}
 //	}
 //
-// allow may be repeated; the entries add up.
+// allow may be repeated; the entries add up. per_namespace on (the
+// default) exports every per-namespace series, off none, a number at most
+// that many per scrape.
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // option name
 	if d.NextArg() {
@@ -122,6 +145,13 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 					return d.Errf("netns allow %q: %v", d.Val(), err)
 				}
 				a.Allow = append(a.Allow, d.Val())
+			}
+		case "metrics":
+			if a.Metrics == nil {
+				a.Metrics = new(Metrics)
+			}
+			if err := a.Metrics.unmarshalCaddyfile(d); err != nil {
+				return err
 			}
 		default:
 			return d.Errf("unknown netns option %q", d.Val())

@@ -1,9 +1,11 @@
 package nspolicy
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
 
@@ -31,5 +33,32 @@ func TestCaddyfile(t *testing.T) {
 	}
 	if got := strings.Join(a.Allow, " "); got != "ns1 tenant-* /x/" {
 		t.Errorf("allow %q", got)
+	}
+}
+
+// A netns app without an allow field allows every namespace (its
+// documented default), also when it only holds metrics settings; an
+// explicit empty list allows none.
+func TestNoAllowFieldAllowsEverything(t *testing.T) {
+	for _, tc := range []struct {
+		json   string
+		isNil  bool
+		reason string
+	}{
+		{`{"metrics":{"per_namespace":false}}`, true, "no allow field"},
+		{`{}`, true, "no allow field"},
+		{`{"allow":[]}`, false, "an explicit empty list"},
+		{`{"allow":["ns1"]}`, false, "a list"},
+	} {
+		var a App
+		if err := json.Unmarshal([]byte(tc.json), &a); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Provision(caddy.Context{}); err != nil {
+			t.Fatalf("%s: %v", tc.json, err)
+		}
+		if got := a.AllowList() == nil; got != tc.isNil {
+			t.Errorf("%s (%s): allow list nil %v, want %v (nil allows every namespace)", tc.json, tc.reason, got, tc.isNil)
+		}
 	}
 }
