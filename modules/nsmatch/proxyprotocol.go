@@ -1,8 +1,6 @@
 package nsmatch
 
 import (
-	"errors"
-	"fmt"
 	"net"
 	"path"
 
@@ -124,15 +122,7 @@ func (MatchProxyNetns) CaddyModule() caddy.ModuleInfo {
 
 // Validate checks that every entry is a name or an absolute path.
 func (m MatchProxyNetns) Validate() error {
-	if len(m) == 0 {
-		return errors.New("proxy_protocol_netns matcher: no namespaces")
-	}
-	for _, s := range m {
-		if _, err := nsenter.Path(s); err != nil {
-			return fmt.Errorf("proxy_protocol_netns matcher: %w", err)
-		}
-	}
-	return nil
+	return ValidateEntries("proxy_protocol_netns", m)
 }
 
 // Match reports whether cx's PROXY header names one of the namespaces.
@@ -146,19 +136,11 @@ func (m MatchProxyNetns) Match(cx *layer4.Connection) (bool, error) {
 //
 //	proxy_protocol_netns <namespace> [<namespace>...]
 func (m *MatchProxyNetns) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next()
-	if d.CountRemainingArgs() == 0 {
-		return d.ArgErr()
+	entries, err := UnmarshalEntries(d)
+	if err != nil {
+		return err
 	}
-	for d.NextArg() {
-		if _, err := nsenter.Path(d.Val()); err != nil {
-			return d.Errf("proxy_protocol_netns: %v", err)
-		}
-		*m = append(*m, d.Val())
-	}
-	if d.NextBlock(d.Nesting()) {
-		return d.Err("proxy_protocol_netns matcher: blocks are not supported")
-	}
+	*m = append(*m, entries...)
 	return nil
 }
 
