@@ -188,7 +188,7 @@ func TestRecreatedNamespaceGetsNewConnections(t *testing.T) {
 	admin := e2e.Start(t)
 	client := nstest.Add(t, 1)[0]
 	back := nstest.Name("nhr")
-	addNamed(t, back)
+	nstest.AddNamed(t, back)
 	oldBackend := serveHTTP(t, back, "127.0.0.1:9000", "old", nil)
 	defer oldBackend()
 	admin.MustLoad(t, fmt.Sprintf(`{
@@ -206,7 +206,7 @@ http://:8080 {
 		t.Fatalf("before: got %q, %v", got, err)
 	}
 	nstest.Del(back)
-	addNamed(t, back)
+	nstest.AddNamed(t, back)
 	serveHTTP(t, back, "127.0.0.1:9000", "new", nil)
 	for i := range 3 {
 		if got, err := curl(t, client, "http://127.0.0.1:8080/"); got != "new HTTP/1.1" {

@@ -2,30 +2,12 @@ package nsproxy_test
 
 import (
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/caddy-netns/caddy-netns/internal/testenv/e2e"
 	"github.com/caddy-netns/caddy-netns/internal/testenv/nstest"
 )
-
-// addNamed creates namespaces with the given names and lo up, and removes
-// them when the test ends.
-func addNamed(t testing.TB, names ...string) {
-	t.Helper()
-	var b strings.Builder
-	for _, n := range names {
-		fmt.Fprintf(&b, "netns add %s\n", n)
-	}
-	t.Cleanup(func() { nstest.Del(names...) })
-	nstest.Batch(t, b.String())
-	for _, n := range names {
-		if err := nstest.LoopbackUp(n); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 // summary prints one reliability line so the figures can be quoted (CI
 // greps for them).
@@ -81,7 +63,7 @@ func TestCrossTenantHealth(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			prefix := nstest.Name("nph") + "-"
 			bad, good := prefix+"a", prefix+"b"
-			addNamed(t, bad, good)
+			nstest.AddNamed(t, bad, good)
 			startBackend(t, good, "127.0.0.1:9000", "good")
 			admin.MustLoad(t, layer4JSON(admin, map[string]string{
 				"tenants": proxyServer(tenantListens(kind, prefix, bad, good), `{"handler":"netns_proxy",
@@ -124,7 +106,7 @@ func TestCrossTenantActiveHealth(t *testing.T) {
 	admin := e2e.Start(t)
 	prefix := nstest.Name("nph") + "-"
 	bad, good := prefix+"a", prefix+"b"
-	addNamed(t, bad, good)
+	nstest.AddNamed(t, bad, good)
 	startBackend(t, bad, "127.0.0.1:9000", "bad")
 	startBackend(t, good, "127.0.0.1:9000", "good")
 	health := startBackend(t, good, "127.0.0.1:9100", "health")
