@@ -102,18 +102,6 @@ func selfSigned(t testing.TB) (tls.Certificate, string) {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, file
 }
 
-// freePort returns a TCP port free on 127.0.0.1 in the test's own
-// namespace.
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // curl runs curl inside namespace ns and returns its output.
 func curl(t testing.TB, ns string, args ...string) (string, error) {
 	t.Helper()

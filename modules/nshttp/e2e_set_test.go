@@ -113,11 +113,11 @@ func TestPlaceholderNamespaceErrorsFailTheRequest(t *testing.T) {
 	admin := e2e.Start(t)
 	nss := nstest.Add(t, 3)
 	client, back, refused := nss[0], nss[1], nss[2]
-	port := freePort(t)
+	port := nstest.FreePort(t)
 	serveHTTP(t, back, fmt.Sprintf("127.0.0.1:%d", port), back, nil)
 	serveHTTP(t, refused, fmt.Sprintf("127.0.0.1:%d", port), refused, nil)
 	serveHTTP(t, "", fmt.Sprintf("127.0.0.1:%d", port), "caddy-own-namespace", nil)
-	ownPort := freePort(t)
+	ownPort := nstest.FreePort(t)
 	logFile := filepath.Join(t.TempDir(), "caddy.log")
 	admin.MustLoad(t, fmt.Sprintf(`{
 	admin %[1]s

@@ -19,7 +19,7 @@ func TestReverseProxyIntoNamespace(t *testing.T) {
 	admin := e2e.Start(t)
 	nss := nstest.Add(t, 2)
 	client, back := nss[0], nss[1]
-	port, tlsPort := freePort(t), freePort(t)
+	port, tlsPort := nstest.FreePort(t), nstest.FreePort(t)
 	cert, pemFile := selfSigned(t)
 	serveHTTP(t, back, fmt.Sprintf("127.0.0.1:%d", port), back, nil)
 	serveHTTP(t, back, fmt.Sprintf("127.0.0.1:%d", tlsPort), back, &cert)
@@ -94,7 +94,7 @@ func TestActiveHealthCheckInNamespace(t *testing.T) {
 	admin := e2e.Start(t)
 	nss := nstest.Add(t, 2)
 	client, back := nss[0], nss[1]
-	port := freePort(t)
+	port := nstest.FreePort(t)
 	serveHTTP(t, back, fmt.Sprintf("127.0.0.1:%d", port), back, nil)
 	// A second upstream whose namespace exists but where nothing listens:
 	// the checker must mark it down so that every request goes to the first.
@@ -144,7 +144,7 @@ func TestUpstreamNamespaceErrorsFailTheLoad(t *testing.T) {
 	admin := e2e.Start(t)
 	nss := nstest.Add(t, 2)
 	client, back := nss[0], nss[1]
-	port := freePort(t)
+	port := nstest.FreePort(t)
 	serveHTTP(t, back, fmt.Sprintf("127.0.0.1:%d", port), back, nil)
 	site := func(global, upstream string) string {
 		return fmt.Sprintf(`{

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/caddy-netns/caddy-netns/internal/testenv/e2e"
+	"github.com/caddy-netns/caddy-netns/internal/testenv/nstest"
 )
 
 // BenchmarkProxyThroughput moves data through one TCP connection via
@@ -18,7 +19,7 @@ import (
 func BenchmarkProxyThroughput(b *testing.B) {
 	admin := e2e.Start(b)
 	sink := startSink(b)
-	ports := map[string]int{"l4proxy": freePort(b), "netns_proxy": freePort(b)}
+	ports := map[string]int{"l4proxy": nstest.FreePort(b), "netns_proxy": nstest.FreePort(b)}
 	admin.MustLoad(b, layer4JSON(admin, map[string]string{
 		"l4proxy": proxyServer([]string{fmt.Sprintf("tcp/127.0.0.1:%d", ports["l4proxy"])},
 			fmt.Sprintf(`{"handler":"proxy","upstreams":[{"dial":["%s"]}]}`, sink)),
@@ -114,13 +115,4 @@ func startSink(b *testing.B) string {
 		}
 	}()
 	return ln.Addr().String()
-}
-
-func freePort(b *testing.B) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
