@@ -23,7 +23,7 @@ import (
 
 	_ "github.com/caddy-netns/caddy-netns"
 	"github.com/caddy-netns/caddy-netns/internal/testenv/e2e"
-	"github.com/caddy-netns/caddy-netns/kernel/nsenter"
+	"github.com/caddy-netns/caddy-netns/internal/testenv/nstest"
 )
 
 func TestMain(m *testing.M) {
@@ -37,18 +37,7 @@ func TestMain(m *testing.M) {
 // The returned function stops it (it also stops when the test ends).
 func serveHTTP(t testing.TB, ns, addr, tag string, cert *tls.Certificate) (stop func()) {
 	t.Helper()
-	var n *nsenter.Namespace
-	if ns != "" {
-		var err error
-		if n, err = nsenter.Open(ns); err != nil {
-			t.Fatal(err)
-		}
-		defer n.Close()
-	}
-	ln, err := nsenter.Listen(n, "tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := nstest.Listen(t, ns, "tcp", addr)
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			s := tag + " " + r.Proto

@@ -81,38 +81,28 @@ func startSink(b *testing.B) string {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
+	nstest.AcceptEach(b, ln, func(c net.Conn) {
+		mode := make([]byte, 1)
+		if _, err := io.ReadFull(c, mode); err != nil {
+			return
+		}
+		switch mode[0] {
+		case 'U':
+			n, _ := io.Copy(io.Discard, c)
+			binary.Write(c, binary.BigEndian, uint64(n))
+		case 'D':
+			var n uint64
+			if binary.Read(c, binary.BigEndian, &n) != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				mode := make([]byte, 1)
-				if _, err := io.ReadFull(c, mode); err != nil {
+			for n > 0 {
+				k := min(n, chunk)
+				if _, err := c.Write(zeros[:k]); err != nil {
 					return
 				}
-				switch mode[0] {
-				case 'U':
-					n, _ := io.Copy(io.Discard, c)
-					binary.Write(c, binary.BigEndian, uint64(n))
-				case 'D':
-					var n uint64
-					if binary.Read(c, binary.BigEndian, &n) != nil {
-						return
-					}
-					for n > 0 {
-						k := min(n, chunk)
-						if _, err := c.Write(zeros[:k]); err != nil {
-							return
-						}
-						n -= k
-					}
-				}
-			}()
+				n -= k
+			}
 		}
-	}()
+	})
 	return ln.Addr().String()
 }

@@ -76,12 +76,11 @@ func (b *Backend) Stop() {
 func Dial(ns, network, addr string) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	var n *nsenter.Namespace
-	if ns != "" {
-		var err error
-		if n, err = nsenter.Open(ns); err != nil {
-			return nil, err
-		}
+	n, err := open(ns)
+	if err != nil {
+		return nil, err
+	}
+	if n != nil {
 		defer n.Close()
 	}
 	return nsenter.Dial(ctx, n, network, addr)
@@ -108,12 +107,11 @@ func AskOn(c net.Conn, line string) (string, error) {
 // which would otherwise keep the namespace alive.
 func StartBackend(t testing.TB, ns, addr, tag string) *Backend {
 	t.Helper()
-	var n *nsenter.Namespace
-	if ns != "" {
-		var err error
-		if n, err = nsenter.Open(ns); err != nil {
-			t.Fatal(err)
-		}
+	n, err := open(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != nil {
 		defer n.Close()
 	}
 	ln, err := nsenter.Listen(n, "tcp", addr)
