@@ -147,3 +147,25 @@ func TCPPair(t testing.TB) (*net.TCPConn, *net.TCPConn) {
 	t.Cleanup(func() { c.Close(); s.Close() })
 	return c.(*net.TCPConn), s.(*net.TCPConn)
 }
+
+// Ask sends one line from inside namespace ns ("" is the process's own) to
+// addr and returns the answer line.
+func Ask(ns, network, addr, line string) (string, error) {
+	c, err := Dial(ns, network, addr)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	return AskOn(c, line)
+}
+
+// ExpectAnswer checks that a client in ns ("" is the process's own) gets
+// the answer of the Backend tagged tag to a line sent over network to addr.
+func ExpectAnswer(t testing.TB, ns, network, addr, tag string) {
+	t.Helper()
+	line := strings.TrimSpace("ping " + ns)
+	got, err := Ask(ns, network, addr, line)
+	if want := tag + ": " + line; err != nil || got != want {
+		t.Errorf("client in %q, %s %s: got %q, %v; want %q", ns, network, addr, got, err, want)
+	}
+}
