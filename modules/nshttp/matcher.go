@@ -57,12 +57,7 @@ func (m MatchNetns) MatchWithError(r *http.Request) (bool, error) {
 	case err != nil:
 		return false, err
 	}
-	for _, s := range m {
-		if a.Is(s) {
-			return true, nil
-		}
-	}
-	return false, nil
+	return a.IsAny(m), nil
 }
 
 // Match is MatchWithError without the error.

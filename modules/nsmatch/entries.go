@@ -59,3 +59,14 @@ func UnmarshalEntries(d *caddyfile.Dispenser) ([]string, error) {
 	}
 	return entries, nil
 }
+
+// IsAny reports whether the connection arrived in the namespace of one of
+// entries (see Is).
+func (a Arrival) IsAny(entries []string) bool {
+	for _, s := range entries {
+		if a.Is(s) {
+			return true
+		}
+	}
+	return false
+}

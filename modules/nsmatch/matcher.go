@@ -48,12 +48,7 @@ func (m MatchNetns) Match(cx *layer4.Connection) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	for _, s := range m {
-		if a.Is(s) {
-			return true, nil
-		}
-	}
-	return false, nil
+	return a.IsAny(m), nil
 }
 
 // UnmarshalCaddyfile sets up the matcher from Caddyfile tokens. Syntax:
