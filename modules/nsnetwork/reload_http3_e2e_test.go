@@ -89,7 +89,7 @@ https://localhost:8444 {
 		}
 	}
 	for _, k := range kinds {
-		summary(t, fmt.Sprintf("h3 requests lost across %d reloads", reloads), k+", requests", tried[k], lost[k])
+		nstest.Summary(t, fmt.Sprintf("h3 requests lost across %d reloads", reloads), k+", requests", tried[k], lost[k])
 	}
 	if n := lost[kinds[0]] + lost[kinds[1]]; n > 0 || h2Lost > 0 || loadFail > 0 {
 		t.Fatalf("%d HTTP/3 requests lost, %d HTTP/2 requests lost, %d loads failed; first: %v", n, h2Lost, loadFail, first)

@@ -9,15 +9,6 @@ import (
 	"github.com/caddy-netns/caddy-netns/internal/testenv/nstest"
 )
 
-// summary prints one reliability line so the figures can be quoted (CI
-// greps for them).
-func summary(t *testing.T, property, tried string, n, failed int) {
-	t.Helper()
-	line := fmt.Sprintf("reliability: %s: %s: %d, failed: %d", property, tried, n, failed)
-	t.Log(line)
-	fmt.Println(line)
-}
-
 // tenantListens returns the listen addresses of the two tenants' server:
 // one set over both namespaces, or one plain address each.
 func tenantListens(kind, prefix string, nss ...string) []string {
@@ -84,7 +75,7 @@ func TestCrossTenantHealth(t *testing.T) {
 					t.Logf("tenant with a backend, connection %d: %q, %v", i, got, err)
 				}
 			}
-			summary(t, "cross-tenant health ("+kind+")", "connections", n, failed)
+			nstest.Summary(t, "cross-tenant health ("+kind+")", "connections", n, failed)
 			if failed > 0 {
 				t.Errorf("%d of %d connections of the tenant with a backend failed after the other tenant's failures", failed, n)
 			}
@@ -146,7 +137,7 @@ func TestCrossTenantActiveHealth(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	summary(t, "cross-tenant active health", "connections", n, failed)
+	nstest.Summary(t, "cross-tenant active health", "connections", n, failed)
 	if failed > 0 {
 		t.Errorf("%d of %d connections of the healthy tenant failed", failed, n)
 	}
