@@ -2,13 +2,13 @@ package nsmatch
 
 import (
 	"net"
-	"path"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/mholt/caddy-l4/layer4"
 	"github.com/pires/go-proxyproto"
 
+	"github.com/caddy-netns/caddy-netns/address"
 	"github.com/caddy-netns/caddy-netns/kernel/nsenter"
 )
 
@@ -77,7 +77,7 @@ func ProxyHeader(c net.Conn) *proxyproto.Header {
 // MatchesNetns reports whether the namespace name got from a NETNS TLV is
 // one of entries (names, absolute paths, or patterns with * and ?); a
 // name and the path of the same name under /var/run/netns are the same
-// entry.
+// entry (see address.MatchNamespace).
 func MatchesNetns(got string, entries []string) bool {
 	if got == "" {
 		return false
@@ -87,14 +87,7 @@ func MatchesNetns(got string, entries []string) bool {
 		return false
 	}
 	for _, e := range entries {
-		ep, err := nsenter.Path(e)
-		if err != nil {
-			continue
-		}
-		if ep == gp {
-			return true
-		}
-		if ok, _ := path.Match(ep, gp); ok {
+		if address.MatchNamespace(e, gp) {
 			return true
 		}
 	}
