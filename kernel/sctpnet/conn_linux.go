@@ -312,12 +312,23 @@ func (c *Conn) WriteMsgBuffers(bufs [][]byte, info Info) (int, error) {
 	if size == 0 {
 		return 0, c.opErr("write", errors.New("empty message"))
 	}
+	return c.sendmsg(nil, bufs, info)
+}
+
+// sendmsg sends p, or the concatenation of bufs when bufs is not nil, as
+// one message with info, retrying on EINTR and waiting in the netpoller
+// while the send buffer is full.
+func (c *Conn) sendmsg(p []byte, bufs [][]byte, info Info) (int, error) {
 	oob := encodeSndInfo(info)
 	var n int
 	var err error
 	werr := c.rc.Write(func(fd uintptr) bool {
 		for {
-			n, err = unix.SendmsgBuffers(int(fd), bufs, oob, nil, 0)
+			if bufs != nil {
+				n, err = unix.SendmsgBuffers(int(fd), bufs, oob, nil, 0)
+			} else {
+				n, err = unix.SendmsgN(int(fd), p, oob, nil, 0)
+			}
 			if err != unix.EINTR {
 				return err != unix.EAGAIN
 			}
@@ -395,18 +406,8 @@ func (c *Conn) WriteMsg(p []byte, info Info) (int, error) {
 	if len(p) == 0 {
 		return 0, c.opErr("write", errors.New("empty message"))
 	}
-	oob := encodeSndInfo(info)
-	var n int
-	var err error
-	werr := c.rc.Write(func(fd uintptr) bool {
-		for {
-			n, err = unix.SendmsgN(int(fd), p, oob, nil, 0)
-			if err != unix.EINTR {
-				return err != unix.EAGAIN
-			}
-		}
-	})
-	if err := c.writeErr(werr, err); err != nil {
+	n, err := c.sendmsg(p, nil, info)
+	if err != nil {
 		return 0, err
 	}
 	return n, nil

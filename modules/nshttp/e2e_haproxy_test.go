@@ -2,9 +2,7 @@ package nshttp_test
 
 import (
 	"fmt"
-	"net"
 	"testing"
-	"time"
 
 	"github.com/caddy-netns/caddy-netns/internal/testenv/e2e"
 	"github.com/caddy-netns/caddy-netns/internal/testenv/nstest"
@@ -22,7 +20,7 @@ func TestHAProxySendsNetnsToCaddyHTTP(t *testing.T) {
 	for _, ns := range nss {
 		serveHTTP(t, ns, "127.0.0.1:9000", ns, nil)
 	}
-	port := freePort(t)
+	port := nstest.FreePort(t)
 	admin.MustLoad(t, fmt.Sprintf(`{
 	admin %[1]s
 	auto_https off
@@ -47,16 +45,9 @@ http://:%[2]d {
 	}
 }
 `, adminHost(admin), port, nss[1]), "caddyfile")
-	nstest.HAProxy(t, fmt.Sprintf(`
-frontend fe
-	bind 127.0.0.1:7000 namespace %s
-	bind 127.0.0.1:7000 namespace %s
-	default_backend be
-backend be
-	server caddy 127.0.0.1:%d send-proxy-v2
-`, nss[0], nss[1], port))
+	nstest.HAProxy(t, nstest.HAProxySendingNetns(nss, 7000, port))
 	for _, ns := range nss {
-		waitListening(t, ns, "127.0.0.1:7000")
+		nstest.WaitListening(t, ns, "127.0.0.1:7000")
 		for i := range 3 {
 			if got, err := curl(t, ns, "http://127.0.0.1:7000/"); got != ns+" HTTP/1.1" {
 				t.Errorf("client in %s (#%d): got %q, %v", ns, i, got, err)
@@ -82,18 +73,9 @@ func TestCaddyHTTPSendsNetnsToHAProxy(t *testing.T) {
 	for _, ns := range nss {
 		serveHTTP(t, ns, "127.0.0.1:9000", ns, nil)
 	}
-	haPort := freePort(t)
-	nstest.HAProxy(t, fmt.Sprintf(`
-namespace_list
-	namespace %s
-	namespace %s
-frontend fe
-	bind 127.0.0.1:%d accept-proxy
-	default_backend be
-backend be
-	server ns 127.0.0.1:9000 namespace *
-`, nss[0], nss[1], haPort))
-	waitListening(t, "", fmt.Sprintf("127.0.0.1:%d", haPort))
+	haPort := nstest.FreePort(t)
+	nstest.HAProxy(t, nstest.HAProxyDialingNetns(nss, haPort, "127.0.0.1:9000"))
+	nstest.WaitListening(t, "", fmt.Sprintf("127.0.0.1:%d", haPort))
 	admin.MustLoad(t, fmt.Sprintf(`{
 	admin %s
 	auto_https off
@@ -114,29 +96,5 @@ http://:8080 {
 				t.Errorf("client in %s (#%d): got %q, %v", ns, i, got, err)
 			}
 		}
-	}
-}
-
-// waitListening waits until something accepts connections on addr in ns
-// ("" for the test's own namespace).
-func waitListening(t testing.TB, ns, addr string) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		var c net.Conn
-		var err error
-		if ns == "" {
-			c, err = net.Dial("tcp", addr)
-		} else {
-			c, err = nstest.Dial(ns, "tcp", addr)
-		}
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nothing listens on %s in %q: %v", addr, ns, err)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }

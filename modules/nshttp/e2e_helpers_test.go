@@ -23,7 +23,7 @@ import (
 
 	_ "github.com/caddy-netns/caddy-netns"
 	"github.com/caddy-netns/caddy-netns/internal/testenv/e2e"
-	"github.com/caddy-netns/caddy-netns/kernel/nsenter"
+	"github.com/caddy-netns/caddy-netns/internal/testenv/nstest"
 )
 
 func TestMain(m *testing.M) {
@@ -37,18 +37,7 @@ func TestMain(m *testing.M) {
 // The returned function stops it (it also stops when the test ends).
 func serveHTTP(t testing.TB, ns, addr, tag string, cert *tls.Certificate) (stop func()) {
 	t.Helper()
-	var n *nsenter.Namespace
-	if ns != "" {
-		var err error
-		if n, err = nsenter.Open(ns); err != nil {
-			t.Fatal(err)
-		}
-		defer n.Close()
-	}
-	ln, err := nsenter.Listen(n, "tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := nstest.Listen(t, ns, "tcp", addr)
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			s := tag + " " + r.Proto
@@ -100,18 +89,6 @@ func selfSigned(t testing.TB) (tls.Certificate, string) {
 		t.Fatal(err)
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, file
-}
-
-// freePort returns a TCP port free on 127.0.0.1 in the test's own
-// namespace.
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // curl runs curl inside namespace ns and returns its output.

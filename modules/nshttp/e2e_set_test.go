@@ -32,7 +32,7 @@ func TestSetRoutesEachNamespaceToItsBackend(t *testing.T) {
 	for i := range nss {
 		nss[i] = fmt.Sprintf("%s%02d", prefix, i)
 	}
-	addNamed(t, nss...)
+	nstest.AddNamed(t, nss...)
 	for _, ns := range nss {
 		serveHTTP(t, ns, "127.0.0.1:9000", ns, nil)
 	}
@@ -113,11 +113,11 @@ func TestPlaceholderNamespaceErrorsFailTheRequest(t *testing.T) {
 	admin := e2e.Start(t)
 	nss := nstest.Add(t, 3)
 	client, back, refused := nss[0], nss[1], nss[2]
-	port := freePort(t)
+	port := nstest.FreePort(t)
 	serveHTTP(t, back, fmt.Sprintf("127.0.0.1:%d", port), back, nil)
 	serveHTTP(t, refused, fmt.Sprintf("127.0.0.1:%d", port), refused, nil)
 	serveHTTP(t, "", fmt.Sprintf("127.0.0.1:%d", port), "caddy-own-namespace", nil)
-	ownPort := freePort(t)
+	ownPort := nstest.FreePort(t)
 	logFile := filepath.Join(t.TempDir(), "caddy.log")
 	admin.MustLoad(t, fmt.Sprintf(`{
 	admin %[1]s
@@ -202,23 +202,6 @@ func get(c *http.Client, url string) (string, error) {
 	return string(b), err
 }
 
-// addNamed creates namespaces with the given names and lo up, and removes
-// them when the test ends.
-func addNamed(t testing.TB, names ...string) {
-	t.Helper()
-	var b strings.Builder
-	for _, n := range names {
-		fmt.Fprintf(&b, "netns add %s\n", n)
-	}
-	t.Cleanup(func() { nstest.Del(names...) })
-	nstest.Batch(t, b.String())
-	for _, n := range names {
-		if err := nstest.LoopbackUp(n); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // Passive health with the arrival namespace in the upstream address: one
 // namespace whose backend is down must not mark the others down. With a
 // placeholder in a static upstream Caddy keeps one health record for all
@@ -229,7 +212,7 @@ func TestPassiveHealthPerNamespace(t *testing.T) {
 	admin := e2e.Start(t)
 	prefix := nstest.Name("nhp") + "-"
 	up, down := prefix+"up", prefix+"down"
-	addNamed(t, up, down)
+	nstest.AddNamed(t, up, down)
 	serveHTTP(t, up, "127.0.0.1:9000", up, nil) // nothing listens in down
 	for _, c := range []struct {
 		name, upstream string

@@ -19,7 +19,7 @@ func TestReverseProxyIntoNamespace(t *testing.T) {
 	admin := e2e.Start(t)
 	nss := nstest.Add(t, 2)
 	client, back := nss[0], nss[1]
-	port, tlsPort := freePort(t), freePort(t)
+	port, tlsPort := nstest.FreePort(t), nstest.FreePort(t)
 	cert, pemFile := selfSigned(t)
 	serveHTTP(t, back, fmt.Sprintf("127.0.0.1:%d", port), back, nil)
 	serveHTTP(t, back, fmt.Sprintf("127.0.0.1:%d", tlsPort), back, &cert)
@@ -94,7 +94,7 @@ func TestActiveHealthCheckInNamespace(t *testing.T) {
 	admin := e2e.Start(t)
 	nss := nstest.Add(t, 2)
 	client, back := nss[0], nss[1]
-	port := freePort(t)
+	port := nstest.FreePort(t)
 	serveHTTP(t, back, fmt.Sprintf("127.0.0.1:%d", port), back, nil)
 	// A second upstream whose namespace exists but where nothing listens:
 	// the checker must mark it down so that every request goes to the first.
@@ -144,7 +144,7 @@ func TestUpstreamNamespaceErrorsFailTheLoad(t *testing.T) {
 	admin := e2e.Start(t)
 	nss := nstest.Add(t, 2)
 	client, back := nss[0], nss[1]
-	port := freePort(t)
+	port := nstest.FreePort(t)
 	serveHTTP(t, back, fmt.Sprintf("127.0.0.1:%d", port), back, nil)
 	site := func(global, upstream string) string {
 		return fmt.Sprintf(`{
@@ -188,7 +188,7 @@ func TestRecreatedNamespaceGetsNewConnections(t *testing.T) {
 	admin := e2e.Start(t)
 	client := nstest.Add(t, 1)[0]
 	back := nstest.Name("nhr")
-	addNamed(t, back)
+	nstest.AddNamed(t, back)
 	oldBackend := serveHTTP(t, back, "127.0.0.1:9000", "old", nil)
 	defer oldBackend()
 	admin.MustLoad(t, fmt.Sprintf(`{
@@ -206,7 +206,7 @@ http://:8080 {
 		t.Fatalf("before: got %q, %v", got, err)
 	}
 	nstest.Del(back)
-	addNamed(t, back)
+	nstest.AddNamed(t, back)
 	serveHTTP(t, back, "127.0.0.1:9000", "new", nil)
 	for i := range 3 {
 		if got, err := curl(t, client, "http://127.0.0.1:8080/"); got != "new HTTP/1.1" {

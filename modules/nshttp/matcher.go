@@ -2,14 +2,12 @@ package nshttp
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 
+	"github.com/caddy-netns/caddy-netns/modules/nsmatch"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-
-	"github.com/caddy-netns/caddy-netns/kernel/nsenter"
 )
 
 func init() {
@@ -40,25 +38,14 @@ func (MatchNetns) CaddyModule() caddy.ModuleInfo {
 // Provision replaces global placeholders in the entries and makes the
 // server's connections known to the matcher.
 func (m *MatchNetns) Provision(ctx caddy.Context) error {
-	repl := caddy.NewReplacer()
-	for i, s := range *m {
-		(*m)[i] = repl.ReplaceAll(s, "")
-	}
+	nsmatch.ReplaceGlobals(*m)
 	track(ctx)
 	return nil
 }
 
 // Validate checks that every entry is a name or an absolute path.
 func (m MatchNetns) Validate() error {
-	if len(m) == 0 {
-		return errors.New("netns matcher: no namespaces")
-	}
-	for _, s := range m {
-		if _, err := nsenter.Path(s); err != nil {
-			return fmt.Errorf("netns matcher: %w", err)
-		}
-	}
-	return nil
+	return nsmatch.ValidateEntries("netns", m)
 }
 
 // MatchWithError reports whether r arrived in one of the namespaces.
@@ -70,12 +57,7 @@ func (m MatchNetns) MatchWithError(r *http.Request) (bool, error) {
 	case err != nil:
 		return false, err
 	}
-	for _, s := range m {
-		if a.Is(s) {
-			return true, nil
-		}
-	}
-	return false, nil
+	return a.IsAny(m), nil
 }
 
 // Match is MatchWithError without the error.
@@ -88,19 +70,11 @@ func (m MatchNetns) Match(r *http.Request) bool {
 //
 //	netns <namespace> [<namespace>...]
 func (m *MatchNetns) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // matcher name
-	if d.CountRemainingArgs() == 0 {
-		return d.ArgErr()
+	entries, err := nsmatch.UnmarshalEntries(d)
+	if err != nil {
+		return err
 	}
-	for d.NextArg() {
-		if _, err := nsenter.Path(d.Val()); err != nil {
-			return d.Errf("netns: %v", err)
-		}
-		*m = append(*m, d.Val())
-	}
-	if d.NextBlock(d.Nesting()) {
-		return d.Err("netns matcher: blocks are not supported")
-	}
+	*m = append(*m, entries...)
 	return nil
 }
 

@@ -1,15 +1,12 @@
 package nshttp
 
 import (
-	"errors"
-	"fmt"
 	"net/http"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
-	"github.com/caddy-netns/caddy-netns/kernel/nsenter"
 	"github.com/caddy-netns/caddy-netns/modules/nsmatch"
 )
 
@@ -63,15 +60,7 @@ func (m *MatchProxyNetns) Provision(ctx caddy.Context) error {
 
 // Validate checks that every entry is a name or an absolute path.
 func (m MatchProxyNetns) Validate() error {
-	if len(m) == 0 {
-		return errors.New("proxy_protocol_netns matcher: no namespaces")
-	}
-	for _, s := range m {
-		if _, err := nsenter.Path(s); err != nil {
-			return fmt.Errorf("proxy_protocol_netns matcher: %w", err)
-		}
-	}
-	return nil
+	return nsmatch.ValidateEntries("proxy_protocol_netns", m)
 }
 
 // MatchWithError reports whether r's PROXY header names one of the
@@ -91,19 +80,11 @@ func (m MatchProxyNetns) Match(r *http.Request) bool {
 //
 //	proxy_protocol_netns <namespace> [<namespace>...]
 func (m *MatchProxyNetns) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next()
-	if d.CountRemainingArgs() == 0 {
-		return d.ArgErr()
+	entries, err := nsmatch.UnmarshalEntries(d)
+	if err != nil {
+		return err
 	}
-	for d.NextArg() {
-		if _, err := nsenter.Path(d.Val()); err != nil {
-			return d.Errf("proxy_protocol_netns: %v", err)
-		}
-		*m = append(*m, d.Val())
-	}
-	if d.NextBlock(d.Nesting()) {
-		return d.Err("proxy_protocol_netns matcher: blocks are not supported")
-	}
+	*m = append(*m, entries...)
 	return nil
 }
 

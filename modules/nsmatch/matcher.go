@@ -1,13 +1,9 @@
 package nsmatch
 
 import (
-	"fmt"
-
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/mholt/caddy-l4/layer4"
-
-	"github.com/caddy-netns/caddy-netns/kernel/nsenter"
 )
 
 func init() {
@@ -36,24 +32,13 @@ func (MatchNetns) CaddyModule() caddy.ModuleInfo {
 
 // Provision replaces global placeholders in the entries.
 func (m *MatchNetns) Provision(caddy.Context) error {
-	repl := caddy.NewReplacer()
-	for i, s := range *m {
-		(*m)[i] = repl.ReplaceAll(s, "")
-	}
+	ReplaceGlobals(*m)
 	return nil
 }
 
 // Validate checks that every entry is a name or an absolute path.
 func (m MatchNetns) Validate() error {
-	if len(m) == 0 {
-		return fmt.Errorf("netns matcher: no namespaces")
-	}
-	for _, s := range m {
-		if _, err := nsenter.Path(s); err != nil {
-			return fmt.Errorf("netns matcher: %w", err)
-		}
-	}
-	return nil
+	return ValidateEntries("netns", m)
 }
 
 // Match reports whether cx arrived in one of the namespaces. It also sets
@@ -63,31 +48,18 @@ func (m MatchNetns) Match(cx *layer4.Connection) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	for _, s := range m {
-		if a.Is(s) {
-			return true, nil
-		}
-	}
-	return false, nil
+	return a.IsAny(m), nil
 }
 
 // UnmarshalCaddyfile sets up the matcher from Caddyfile tokens. Syntax:
 //
 //	netns <namespace> [<namespace>...]
 func (m *MatchNetns) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	_, wrapper := d.Next(), d.Val()
-	if d.CountRemainingArgs() == 0 {
-		return d.ArgErr()
+	entries, err := UnmarshalEntries(d)
+	if err != nil {
+		return err
 	}
-	for d.NextArg() {
-		if _, err := nsenter.Path(d.Val()); err != nil {
-			return d.Errf("%s: %v", wrapper, err)
-		}
-		*m = append(*m, d.Val())
-	}
-	if d.NextBlock(d.Nesting()) {
-		return d.Errf("malformed layer4 connection matcher '%s': blocks are not supported", wrapper)
-	}
+	*m = append(*m, entries...)
 	return nil
 }
 

@@ -1,16 +1,14 @@
 package nsmatch
 
 import (
-	"errors"
-	"fmt"
 	"net"
-	"path"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/mholt/caddy-l4/layer4"
 	"github.com/pires/go-proxyproto"
 
+	"github.com/caddy-netns/caddy-netns/address"
 	"github.com/caddy-netns/caddy-netns/kernel/nsenter"
 )
 
@@ -79,7 +77,7 @@ func ProxyHeader(c net.Conn) *proxyproto.Header {
 // MatchesNetns reports whether the namespace name got from a NETNS TLV is
 // one of entries (names, absolute paths, or patterns with * and ?); a
 // name and the path of the same name under /var/run/netns are the same
-// entry.
+// entry (see address.MatchNamespace).
 func MatchesNetns(got string, entries []string) bool {
 	if got == "" {
 		return false
@@ -89,14 +87,7 @@ func MatchesNetns(got string, entries []string) bool {
 		return false
 	}
 	for _, e := range entries {
-		ep, err := nsenter.Path(e)
-		if err != nil {
-			continue
-		}
-		if ep == gp {
-			return true
-		}
-		if ok, _ := path.Match(ep, gp); ok {
+		if address.MatchNamespace(e, gp) {
 			return true
 		}
 	}
@@ -124,15 +115,7 @@ func (MatchProxyNetns) CaddyModule() caddy.ModuleInfo {
 
 // Validate checks that every entry is a name or an absolute path.
 func (m MatchProxyNetns) Validate() error {
-	if len(m) == 0 {
-		return errors.New("proxy_protocol_netns matcher: no namespaces")
-	}
-	for _, s := range m {
-		if _, err := nsenter.Path(s); err != nil {
-			return fmt.Errorf("proxy_protocol_netns matcher: %w", err)
-		}
-	}
-	return nil
+	return ValidateEntries("proxy_protocol_netns", m)
 }
 
 // Match reports whether cx's PROXY header names one of the namespaces.
@@ -146,19 +129,11 @@ func (m MatchProxyNetns) Match(cx *layer4.Connection) (bool, error) {
 //
 //	proxy_protocol_netns <namespace> [<namespace>...]
 func (m *MatchProxyNetns) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next()
-	if d.CountRemainingArgs() == 0 {
-		return d.ArgErr()
+	entries, err := UnmarshalEntries(d)
+	if err != nil {
+		return err
 	}
-	for d.NextArg() {
-		if _, err := nsenter.Path(d.Val()); err != nil {
-			return d.Errf("proxy_protocol_netns: %v", err)
-		}
-		*m = append(*m, d.Val())
-	}
-	if d.NextBlock(d.Nesting()) {
-		return d.Err("proxy_protocol_netns matcher: blocks are not supported")
-	}
+	*m = append(*m, entries...)
 	return nil
 }
 

@@ -21,6 +21,11 @@ func TestMatchesNetns(t *testing.T) {
 		{"ns2", []string{"ns1", "tenant-*"}, false},
 		{"", []string{"*"}, false},
 		{"../etc", []string{"*"}, false},
+		// Only * and ? are wildcards, as for the netns matcher and set
+		// addresses: [ and \ are not pattern syntax.
+		{"tenant-a", []string{"[t]enant-a"}, false},
+		{"tenant-a", []string{`\tenant-a`}, false},
+		{"[t]enant-a", []string{"[t]enant-a"}, true},
 	} {
 		if got := MatchesNetns(c.got, c.entries); got != c.want {
 			t.Errorf("MatchesNetns(%q, %q) = %v", c.got, c.entries, got)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strings"
 	"testing"
 
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
@@ -94,14 +93,7 @@ func nsRoutes(routes map[string]route, ns, addr string, b backend) {
 
 // ask sends one line from inside namespace ns (the process's own if ns is
 // "") and returns the answer line.
-func ask(ns, network, addr, line string) (string, error) {
-	c, err := dialIn(ns, network, addr)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	return askOn(c, line)
-}
+func ask(ns, network, addr, line string) (string, error) { return nstest.Ask(ns, network, addr, line) }
 
 func askOn(c net.Conn, line string) (string, error) { return nstest.AskOn(c, line) }
 
@@ -110,12 +102,7 @@ func dialIn(ns, network, addr string) (net.Conn, error) { return nstest.Dial(ns,
 // expectAnswer checks that a client in ns gets tag's answer over network.
 func expectAnswer(t *testing.T, ns, network, addr, tag string) {
 	t.Helper()
-	line := strings.TrimSpace("ping " + ns)
-	got, err := ask(ns, network, addr, line)
-	want := tag + ": " + line
-	if err != nil || got != want {
-		t.Errorf("client in %q, %s %s: got %q, %v; want %q", ns, network, addr, got, err, want)
-	}
+	nstest.ExpectAnswer(t, ns, network, addr, tag)
 }
 
 // expectNoAnswer checks that nothing answers a client in ns over network.

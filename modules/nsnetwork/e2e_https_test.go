@@ -28,18 +28,7 @@ func TestHTTPSAndHTTP3InNamespace(t *testing.T) {
 	nstest.Require(t)
 	admin := e2e.Start(t)
 	ns := nstest.Add(t, 1)[0]
-	admin.MustLoad(t, fmt.Sprintf(`{
-	admin %s
-	storage file_system %s
-	local_certs
-	skip_install_trust
-	auto_https disable_redirects
-}
-https://localhost:8443 {
-	bind netns/%s/tcp/127.0.0.1
-	respond "hello over {http.request.proto}"
-}
-`, strings.TrimPrefix(admin.URL, "http://"), t.TempDir(), ns), "caddyfile")
+	admin.MustLoad(t, httpsConfig(t, admin, "netns/"+ns+"/tcp/127.0.0.1"), "caddyfile")
 
 	var udp bool
 	for _, s := range nsnetwork.Sockets() {
@@ -52,6 +41,20 @@ https://localhost:8443 {
 	}
 
 	expectHTTP2AndHTTP3(t, ns, "127.0.0.1:8443")
+}
+
+// httpsConfig is a Caddyfile whose sites, one for each bind address in
+// turn, answer "hello over <protocol>" on https://localhost:8443,
+// https://localhost:8444, ..., with local certificates kept in a directory
+// of the test.
+func httpsConfig(t testing.TB, admin *e2e.Admin, binds ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "{\n\tadmin %s\n\tstorage file_system %s\n\tlocal_certs\n\tskip_install_trust\n\tauto_https disable_redirects\n}\n",
+		strings.TrimPrefix(admin.URL, "http://"), t.TempDir())
+	for i, bind := range binds {
+		fmt.Fprintf(&b, "https://localhost:%d {\n\tbind %s\n\trespond \"hello over {http.request.proto}\"\n}\n", 8443+i, bind)
+	}
+	return b.String()
 }
 
 // expectHTTP2AndHTTP3 asks https://localhost:<port>/ over HTTP/2 (TCP) and

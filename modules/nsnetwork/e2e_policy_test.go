@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,31 +23,13 @@ import (
 // namespace ns.
 func startBackendIn(t *testing.T, ns, addr, tag string) {
 	t.Helper()
-	n, err := nsenter.Open(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := nsenter.Listen(n, "tcp", addr)
-	n.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				sc := bufio.NewScanner(c)
-				for sc.Scan() {
-					fmt.Fprintf(c, "%s: %s\n", tag, sc.Text())
-				}
-			}()
+	ln := nstest.Listen(t, ns, "tcp", addr)
+	nstest.AcceptEach(t, ln, func(c net.Conn) {
+		sc := bufio.NewScanner(c)
+		for sc.Scan() {
+			fmt.Fprintf(c, "%s: %s\n", tag, sc.Text())
 		}
-	}()
+	})
 }
 
 // policyConfig is a layer4 config with the netns app's allow list (none

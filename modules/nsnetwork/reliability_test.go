@@ -30,14 +30,6 @@ func envInt(name string, def int) int {
 	return def
 }
 
-// summary prints one line per property so the figures can be quoted.
-func summary(t *testing.T, property, tried string, n, failed int) {
-	t.Helper()
-	line := fmt.Sprintf("reliability: %s: %s: %d, failed: %d", property, tried, n, failed)
-	t.Log(line)
-	fmt.Println(line)
-}
-
 // Clients in many namespaces open, use and close connections continuously
 // while the config is reloaded many times through the admin API: no failed
 // connect, no reset, no lost byte. Many UDP flows per namespace, on plain
@@ -119,9 +111,9 @@ func TestZeroDropReloads(t *testing.T) {
 	}
 	stop.Store(true)
 	wg.Wait()
-	summary(t, "zero-drop reloads", fmt.Sprintf("%d reloads, %d namespaces and a set of %d, tcp connections", reloads, len(nss), len(members)), int(conns.Load()), int(tcpFail.Load()))
-	summary(t, "zero-drop reloads", fmt.Sprintf("udp datagrams, %d flows in each of %d namespaces (%s)", flows, len(udpNss), &plainUDP), int(plainUDP.sent.Load()), int(plainUDP.failed()))
-	summary(t, "zero-drop reloads", fmt.Sprintf("udp datagrams, %d flows in each of %d set members (%s)", flows, len(members), &setUDP), int(setUDP.sent.Load()), int(setUDP.failed()))
+	nstest.Summary(t, "zero-drop reloads", fmt.Sprintf("%d reloads, %d namespaces and a set of %d, tcp connections", reloads, len(nss), len(members)), int(conns.Load()), int(tcpFail.Load()))
+	nstest.Summary(t, "zero-drop reloads", fmt.Sprintf("udp datagrams, %d flows in each of %d namespaces (%s)", flows, len(udpNss), &plainUDP), int(plainUDP.sent.Load()), int(plainUDP.failed()))
+	nstest.Summary(t, "zero-drop reloads", fmt.Sprintf("udp datagrams, %d flows in each of %d set members (%s)", flows, len(members), &setUDP), int(setUDP.sent.Load()), int(setUDP.failed()))
 	if tcpFail.Load()+plainUDP.failed()+setUDP.failed() > 0 || loadFail > 0 {
 		t.Fatalf("%d tcp failures; udp on listeners: %s; on the set: %s; %d failed loads; first: %v",
 			tcpFail.Load(), &plainUDP, &setUDP, loadFail, firstErr.Load())
@@ -132,7 +124,7 @@ func TestZeroDropReloads(t *testing.T) {
 	time.Sleep(idle + nsnetwork.CloseLinger + time.Second)
 	settle()
 	fds1, gor1 := fds(t), runtime.NumGoroutine()
-	summary(t, "udp flows idle out after reloads", fmt.Sprintf("goroutines %d -> %d, fds %d -> %d, client flows", gor0, gor1, fds0, fds1), (len(udpNss)+len(members))*flows, max(0, gor1-gor0-10))
+	nstest.Summary(t, "udp flows idle out after reloads", fmt.Sprintf("goroutines %d -> %d, fds %d -> %d, client flows", gor0, gor1, fds0, fds1), (len(udpNss)+len(members))*flows, max(0, gor1-gor0-10))
 	// Each UDP socket may have gained one descriptor for replies sent
 	// through handles closed by a reload (the pool's writer).
 	if gor1 > gor0+10 || fds1 > fds0+len(nss)+5 {
@@ -195,7 +187,7 @@ func TestNoLeaksAfterReloadsAndConnections(t *testing.T) {
 		thr1 = nstest.Threads(t)
 	}
 	fds1, gor1 := fds(t), runtime.NumGoroutine()
-	summary(t, "no leaks", fmt.Sprintf("%d reloads then connections", reloads), per*len(nss), int(failed.Load()))
+	nstest.Summary(t, "no leaks", fmt.Sprintf("%d reloads then connections", reloads), per*len(nss), int(failed.Load()))
 	t.Logf("fds %d -> %d, goroutines %d -> %d, threads %d -> %d", fds0, fds1, gor0, gor1, thr0, thr1)
 	if failed.Load() > 0 {
 		t.Errorf("%d connections failed", failed.Load())
@@ -249,7 +241,7 @@ func TestNamespaceDeletedWhileServing(t *testing.T) {
 			t.Errorf("connection %d did not end cleanly: %v", i, err)
 		}
 	}
-	summary(t, "namespace deleted while serving", "open connections finished", len(open), len(open)-finished)
+	nstest.Summary(t, "namespace deleted while serving", "open connections finished", len(open), len(open)-finished)
 
 	err := admin.Load(layer4Config(admin, routes), "json")
 	if err == nil || !strings.Contains(err.Error(), gone) {
@@ -423,9 +415,9 @@ func TestSetUDPReloadsLeaveNothing(t *testing.T) {
 	time.Sleep(3*idle + nsnetwork.CloseLinger)
 	settle()
 	fds1, gor1 := fds(t), runtime.NumGoroutine()
-	summary(t, "set udp reloads", fmt.Sprintf("%d reloads, %d flows over %d namespaces, datagrams (%s)", reloads, flows, len(members), &counts),
+	nstest.Summary(t, "set udp reloads", fmt.Sprintf("%d reloads, %d flows over %d namespaces, datagrams (%s)", reloads, flows, len(members), &counts),
 		int(counts.sent.Load()), int(counts.failed()))
-	summary(t, "set udp reloads", fmt.Sprintf("%d reloads, %d live flows; fds %d -> %d; goroutines before %d, after", reloads, flows, fds0, fds1, gor0),
+	nstest.Summary(t, "set udp reloads", fmt.Sprintf("%d reloads, %d live flows; fds %d -> %d; goroutines before %d, after", reloads, flows, fds0, fds1, gor0),
 		gor1, max(0, gor1-gor0))
 	if counts.failed() > 0 || loadFail > 0 {
 		t.Errorf("%s, %d failed loads; first: %v", &counts, loadFail, firstErr.Load())

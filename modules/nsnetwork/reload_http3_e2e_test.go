@@ -11,7 +11,6 @@ import (
 
 	"github.com/caddy-netns/caddy-netns/internal/testenv/e2e"
 	"github.com/caddy-netns/caddy-netns/internal/testenv/nstest"
-	"github.com/caddy-netns/caddy-netns/kernel/nsenter"
 	"github.com/caddy-netns/caddy-netns/modules/nsnetwork"
 )
 
@@ -30,22 +29,7 @@ func TestHTTP3AcrossReloads(t *testing.T) {
 	prefix := setPrefix()
 	members := []string{prefix + "a", prefix + "b"}
 	addNamed(t, members...)
-	cfg := fmt.Sprintf(`{
-	admin %s
-	storage file_system %s
-	local_certs
-	skip_install_trust
-	auto_https disable_redirects
-}
-https://localhost:8443 {
-	bind netns/%s/tcp/127.0.0.1
-	respond "hello over {http.request.proto}"
-}
-https://localhost:8444 {
-	bind netns/%s*/tcp/127.0.0.1
-	respond "hello over {http.request.proto}"
-}
-`, strings.TrimPrefix(admin.URL, "http://"), t.TempDir(), plain, prefix)
+	cfg := httpsConfig(t, admin, "netns/"+plain+"/tcp/127.0.0.1", "netns/"+prefix+"*/tcp/127.0.0.1")
 	admin.MustLoad(t, cfg, "caddyfile")
 
 	type target struct{ kind, ns, addr string }
@@ -89,7 +73,7 @@ https://localhost:8444 {
 		}
 	}
 	for _, k := range kinds {
-		summary(t, fmt.Sprintf("h3 requests lost across %d reloads", reloads), k+", requests", tried[k], lost[k])
+		nstest.Summary(t, fmt.Sprintf("h3 requests lost across %d reloads", reloads), k+", requests", tried[k], lost[k])
 	}
 	if n := lost[kinds[0]] + lost[kinds[1]]; n > 0 || h2Lost > 0 || loadFail > 0 {
 		t.Fatalf("%d HTTP/3 requests lost, %d HTTP/2 requests lost, %d loads failed; first: %v", n, h2Lost, loadFail, first)
@@ -160,32 +144,13 @@ func TestHTTP3AfterFailedStart(t *testing.T) {
 	nstest.Require(t)
 	admin := e2e.Start(t)
 	ns := nstest.Add(t, 1)[0]
-	admin.MustLoad(t, fmt.Sprintf(`{
-	admin %s
-	storage file_system %s
-	local_certs
-	skip_install_trust
-	auto_https disable_redirects
-}
-https://localhost:8443 {
-	bind netns/%s/tcp/127.0.0.1
-	respond "hello over {http.request.proto}"
-}
-`, strings.TrimPrefix(admin.URL, "http://"), t.TempDir(), ns), "caddyfile")
+	admin.MustLoad(t, httpsConfig(t, admin, "netns/"+ns+"/tcp/127.0.0.1"), "caddyfile")
 	good := admin.Config(t)
 	expectHTTP2AndHTTP3(t, ns, "127.0.0.1:8443")
 
 	// The same server with a second address whose port is taken: the
 	// http app opens 8443 (TCP and QUIC), then fails on 8445.
-	nsh, err := nsenter.Open(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	taken, err := nsenter.Listen(nsh, "tcp", "127.0.0.1:8445")
-	nsh.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	taken := nstest.Listen(t, ns, "tcp", "127.0.0.1:8445")
 	defer taken.Close()
 	var cfg map[string]any
 	if err := json.Unmarshal([]byte(good), &cfg); err != nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/caddy-netns/caddy-netns/internal/testenv/e2e"
+	"github.com/caddy-netns/caddy-netns/internal/testenv/nstest"
 )
 
 // BenchmarkProxyThroughput moves data through one TCP connection via
@@ -18,7 +19,7 @@ import (
 func BenchmarkProxyThroughput(b *testing.B) {
 	admin := e2e.Start(b)
 	sink := startSink(b)
-	ports := map[string]int{"l4proxy": freePort(b), "netns_proxy": freePort(b)}
+	ports := map[string]int{"l4proxy": nstest.FreePort(b), "netns_proxy": nstest.FreePort(b)}
 	admin.MustLoad(b, layer4JSON(admin, map[string]string{
 		"l4proxy": proxyServer([]string{fmt.Sprintf("tcp/127.0.0.1:%d", ports["l4proxy"])},
 			fmt.Sprintf(`{"handler":"proxy","upstreams":[{"dial":["%s"]}]}`, sink)),
@@ -80,47 +81,28 @@ func startSink(b *testing.B) string {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
+	nstest.AcceptEach(b, ln, func(c net.Conn) {
+		mode := make([]byte, 1)
+		if _, err := io.ReadFull(c, mode); err != nil {
+			return
+		}
+		switch mode[0] {
+		case 'U':
+			n, _ := io.Copy(io.Discard, c)
+			binary.Write(c, binary.BigEndian, uint64(n))
+		case 'D':
+			var n uint64
+			if binary.Read(c, binary.BigEndian, &n) != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				mode := make([]byte, 1)
-				if _, err := io.ReadFull(c, mode); err != nil {
+			for n > 0 {
+				k := min(n, chunk)
+				if _, err := c.Write(zeros[:k]); err != nil {
 					return
 				}
-				switch mode[0] {
-				case 'U':
-					n, _ := io.Copy(io.Discard, c)
-					binary.Write(c, binary.BigEndian, uint64(n))
-				case 'D':
-					var n uint64
-					if binary.Read(c, binary.BigEndian, &n) != nil {
-						return
-					}
-					for n > 0 {
-						k := min(n, chunk)
-						if _, err := c.Write(zeros[:k]); err != nil {
-							return
-						}
-						n -= k
-					}
-				}
-			}()
+				n -= k
+			}
 		}
-	}()
+	})
 	return ln.Addr().String()
-}
-
-func freePort(b *testing.B) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

@@ -118,41 +118,28 @@ func TestProxyProtocolV2CarriesArrivalNamespace(t *testing.T) {
 // line with "netns=<NETNS TLV> src=<source IP> <line>".
 func startPPBackend(t testing.TB, ns, addr string) {
 	t.Helper()
-	ln, err := nsenter.Listen(openNS(t, ns), "tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-				r := bufio.NewReader(c)
-				h, err := proxyproto.Read(r)
-				if err != nil {
-					fmt.Fprintf(c, "no PROXY header: %v\n", err)
-					return
-				}
-				netns := ""
-				tlvs, _ := h.TLVs()
-				for _, tlv := range tlvs {
-					if tlv.Type == 0x30 {
-						netns = string(tlv.Value)
-					}
-				}
-				src, _, _ := net.SplitHostPort(h.SourceAddr.String())
-				sc := bufio.NewScanner(r)
-				for sc.Scan() {
-					fmt.Fprintf(c, "netns=%s src=%s %s\n", netns, src, sc.Text())
-				}
-			}()
+	ln := nstest.Listen(t, ns, "tcp", addr)
+	nstest.AcceptEach(t, ln, func(c net.Conn) {
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		r := bufio.NewReader(c)
+		h, err := proxyproto.Read(r)
+		if err != nil {
+			fmt.Fprintf(c, "no PROXY header: %v\n", err)
+			return
 		}
-	}()
+		netns := ""
+		tlvs, _ := h.TLVs()
+		for _, tlv := range tlvs {
+			if tlv.Type == 0x30 {
+				netns = string(tlv.Value)
+			}
+		}
+		src, _, _ := net.SplitHostPort(h.SourceAddr.String())
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			fmt.Fprintf(c, "netns=%s src=%s %s\n", netns, src, sc.Text())
+		}
+	})
 }
 
 // startTLSBackend is startBackend over TLS (TCP only), with a throwaway

@@ -50,23 +50,12 @@ func dialIn(ns, network, addr string) (net.Conn, error) { return nstest.Dial(ns,
 
 func askOn(c net.Conn, line string) (string, error) { return nstest.AskOn(c, line) }
 
-func ask(ns, network, addr, line string) (string, error) {
-	c, err := dialIn(ns, network, addr)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	return askOn(c, line)
-}
+func ask(ns, network, addr, line string) (string, error) { return nstest.Ask(ns, network, addr, line) }
 
 // expectAnswer checks that a client in ns gets tag's answer over network.
 func expectAnswer(t testing.TB, ns, network, addr, tag string) {
 	t.Helper()
-	line := "ping " + ns
-	got, err := ask(ns, network, addr, line)
-	if want := tag + ": " + line; err != nil || got != want {
-		t.Errorf("client in %q, %s %s: got %q, %v; want %q", ns, network, addr, got, err, want)
-	}
+	nstest.ExpectAnswer(t, ns, network, addr, tag)
 }
 
 // proxyServer is a layer4 server JSON object with one netns_proxy route.

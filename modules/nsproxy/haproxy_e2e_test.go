@@ -2,10 +2,8 @@ package nsproxy_test
 
 import (
 	"fmt"
-	"net"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/caddy-netns/caddy-netns/internal/testenv/e2e"
 	"github.com/caddy-netns/caddy-netns/internal/testenv/nstest"
@@ -24,7 +22,7 @@ func TestHAProxySendsNetnsToCaddy(t *testing.T) {
 	for _, ns := range nss {
 		startBackend(t, ns, "127.0.0.1:9000", "in-"+ns)
 	}
-	caddyPort := freeLocalPort(t)
+	caddyPort := nstest.FreePort(t)
 	admin.MustLoad(t, fmt.Sprintf(`{
 	admin %s
 	layer4 {
@@ -45,16 +43,9 @@ func TestHAProxySendsNetnsToCaddy(t *testing.T) {
 	}
 }
 `, strings.TrimPrefix(admin.URL, "http://"), caddyPort, nss[1], nss[1]), "caddyfile")
-	nstest.HAProxy(t, fmt.Sprintf(`
-frontend fe
-	bind 127.0.0.1:7000 namespace %s
-	bind 127.0.0.1:7000 namespace %s
-	default_backend be
-backend be
-	server caddy 127.0.0.1:%d send-proxy-v2
-`, nss[0], nss[1], caddyPort))
+	nstest.HAProxy(t, nstest.HAProxySendingNetns(nss, 7000, caddyPort))
 	for _, ns := range nss {
-		waitListening(t, ns, "127.0.0.1:7000")
+		nstest.WaitListening(t, ns, "127.0.0.1:7000")
 		for range 3 {
 			expectAnswer(t, ns, "tcp", "127.0.0.1:7000", "in-"+ns)
 		}
@@ -72,18 +63,9 @@ func TestCaddySendsNetnsToHAProxy(t *testing.T) {
 	for _, ns := range nss {
 		startBackend(t, ns, "127.0.0.1:9000", "in-"+ns)
 	}
-	haPort := freeLocalPort(t)
-	nstest.HAProxy(t, fmt.Sprintf(`
-namespace_list
-	namespace %s
-	namespace %s
-frontend fe
-	bind 127.0.0.1:%d accept-proxy
-	default_backend be
-backend be
-	server ns 127.0.0.1:9000 namespace *
-`, nss[0], nss[1], haPort))
-	waitListening(t, "", fmt.Sprintf("127.0.0.1:%d", haPort))
+	haPort := nstest.FreePort(t)
+	nstest.HAProxy(t, nstest.HAProxyDialingNetns(nss, haPort, "127.0.0.1:9000"))
+	nstest.WaitListening(t, "", fmt.Sprintf("127.0.0.1:%d", haPort))
 	admin.MustLoad(t, fmt.Sprintf(`{
 	admin %s
 	layer4 {
@@ -99,40 +81,11 @@ backend be
 }
 `, strings.TrimPrefix(admin.URL, "http://"), nss[0], nss[1], haPort), "caddyfile")
 	for _, ns := range nss {
-		waitListening(t, ns, "127.0.0.1:8000")
+		nstest.WaitListening(t, ns, "127.0.0.1:8000")
 		for range 3 {
 			expectAnswer(t, ns, "tcp", "127.0.0.1:8000", "in-"+ns)
 		}
 	}
-}
-
-// waitListening waits until something accepts connections on addr in ns.
-func waitListening(t testing.TB, ns, addr string) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		c, err := dialIn(ns, "tcp", addr)
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nothing listens on %s in %s: %v", addr, ns, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// freeLocalPort returns a TCP port free on 127.0.0.1 in the test's own
-// namespace.
-func freeLocalPort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // A chain HAProxy -> Caddy -> HAProxy keeps the namespace the client came
@@ -146,7 +99,7 @@ func TestChainKeepsOriginNamespace(t *testing.T) {
 	for _, ns := range nss {
 		startBackend(t, ns, "127.0.0.1:9000", "in-"+ns)
 	}
-	caddyPort, lastPort := freeLocalPort(t), freeLocalPort(t)
+	caddyPort, lastPort := nstest.FreePort(t), nstest.FreePort(t)
 	nstest.HAProxy(t, fmt.Sprintf(`
 namespace_list
 	namespace %[1]s
@@ -179,7 +132,7 @@ backend to_ns
 }
 `, strings.TrimPrefix(admin.URL, "http://"), caddyPort, lastPort), "caddyfile")
 	for _, ns := range nss {
-		waitListening(t, ns, "127.0.0.1:7000")
+		nstest.WaitListening(t, ns, "127.0.0.1:7000")
 		for range 3 {
 			expectAnswer(t, ns, "tcp", "127.0.0.1:7000", "in-"+ns)
 		}

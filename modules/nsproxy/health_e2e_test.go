@@ -2,39 +2,12 @@ package nsproxy_test
 
 import (
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/caddy-netns/caddy-netns/internal/testenv/e2e"
 	"github.com/caddy-netns/caddy-netns/internal/testenv/nstest"
 )
-
-// addNamed creates namespaces with the given names and lo up, and removes
-// them when the test ends.
-func addNamed(t testing.TB, names ...string) {
-	t.Helper()
-	var b strings.Builder
-	for _, n := range names {
-		fmt.Fprintf(&b, "netns add %s\n", n)
-	}
-	t.Cleanup(func() { nstest.Del(names...) })
-	nstest.Batch(t, b.String())
-	for _, n := range names {
-		if err := nstest.LoopbackUp(n); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// summary prints one reliability line so the figures can be quoted (CI
-// greps for them).
-func summary(t *testing.T, property, tried string, n, failed int) {
-	t.Helper()
-	line := fmt.Sprintf("reliability: %s: %s: %d, failed: %d", property, tried, n, failed)
-	t.Log(line)
-	fmt.Println(line)
-}
 
 // tenantListens returns the listen addresses of the two tenants' server:
 // one set over both namespaces, or one plain address each.
@@ -81,7 +54,7 @@ func TestCrossTenantHealth(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			prefix := nstest.Name("nph") + "-"
 			bad, good := prefix+"a", prefix+"b"
-			addNamed(t, bad, good)
+			nstest.AddNamed(t, bad, good)
 			startBackend(t, good, "127.0.0.1:9000", "good")
 			admin.MustLoad(t, layer4JSON(admin, map[string]string{
 				"tenants": proxyServer(tenantListens(kind, prefix, bad, good), `{"handler":"netns_proxy",
@@ -102,7 +75,7 @@ func TestCrossTenantHealth(t *testing.T) {
 					t.Logf("tenant with a backend, connection %d: %q, %v", i, got, err)
 				}
 			}
-			summary(t, "cross-tenant health ("+kind+")", "connections", n, failed)
+			nstest.Summary(t, "cross-tenant health ("+kind+")", "connections", n, failed)
 			if failed > 0 {
 				t.Errorf("%d of %d connections of the tenant with a backend failed after the other tenant's failures", failed, n)
 			}
@@ -124,7 +97,7 @@ func TestCrossTenantActiveHealth(t *testing.T) {
 	admin := e2e.Start(t)
 	prefix := nstest.Name("nph") + "-"
 	bad, good := prefix+"a", prefix+"b"
-	addNamed(t, bad, good)
+	nstest.AddNamed(t, bad, good)
 	startBackend(t, bad, "127.0.0.1:9000", "bad")
 	startBackend(t, good, "127.0.0.1:9000", "good")
 	health := startBackend(t, good, "127.0.0.1:9100", "health")
@@ -164,7 +137,7 @@ func TestCrossTenantActiveHealth(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	summary(t, "cross-tenant active health", "connections", n, failed)
+	nstest.Summary(t, "cross-tenant active health", "connections", n, failed)
 	if failed > 0 {
 		t.Errorf("%d of %d connections of the healthy tenant failed", failed, n)
 	}

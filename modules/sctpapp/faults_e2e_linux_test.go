@@ -4,11 +4,11 @@ package sctpapp_test
 
 import (
 	"errors"
-	"fmt"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/caddy-netns/caddy-netns/internal/testenv/nstest"
 	"github.com/caddy-netns/caddy-netns/internal/testenv/sctptest"
 	"github.com/caddy-netns/caddy-netns/kernel/sctpnet"
 )
@@ -18,9 +18,7 @@ import (
 
 func sctpSummary(t *testing.T, property, tried string, n, failed int) {
 	t.Helper()
-	line := fmt.Sprintf("reliability: sctp %s: %s: %d, failed: %d", property, tried, n, failed)
-	t.Log(line)
-	fmt.Println(line)
+	nstest.Summary(t, "sctp "+property, tried, n, failed)
 }
 
 // 10,000 messages each way through the proxy, across namespaces, each

@@ -161,15 +161,7 @@ func (MatchNetns) CaddyModule() caddy.ModuleInfo {
 
 // Provision checks every entry.
 func (m *MatchNetns) Provision(caddy.Context) error {
-	if len(*m) == 0 {
-		return errors.New("netns matcher: no namespaces")
-	}
-	for _, s := range *m {
-		if _, err := nsenter.Path(s); err != nil {
-			return fmt.Errorf("netns matcher: %w", err)
-		}
-	}
-	return nil
+	return nsmatch.ValidateEntries("netns", *m)
 }
 
 // MatchSCTP reports whether the association arrived in one of the
@@ -179,12 +171,7 @@ func (m MatchNetns) MatchSCTP(a *Association) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	for _, s := range m {
-		if arr.Is(s) {
-			return true, nil
-		}
-	}
-	return false, nil
+	return arr.IsAny(m), nil
 }
 
 // MatchRemoteIP matches associations by the client's primary address, an

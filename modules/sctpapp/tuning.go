@@ -221,6 +221,11 @@ func unmarshalTuning(d *caddyfile.Dispenser) (*Tuning, error) {
 			}
 			return n, nil
 		}
+		u16 := func(p *uint16) error {
+			n, err := num(16)
+			*p = uint16(n)
+			return err
+		}
 		size := func(p *int) error {
 			n, err := humanize.ParseBytes(val)
 			if err != nil || n == 0 || n > MaxMessageSizeLimit {
@@ -230,7 +235,6 @@ func unmarshalTuning(d *caddyfile.Dispenser) (*Tuning, error) {
 			return nil
 		}
 		var err error
-		var n uint64
 		switch opt {
 		case "rto_initial":
 			err = dur(&t.RTOInitial)
@@ -245,14 +249,13 @@ func unmarshalTuning(d *caddyfile.Dispenser) (*Tuning, error) {
 				err = dur(&t.HeartbeatInterval)
 			}
 		case "path_max_retransmissions":
-			n, err = num(16)
-			t.PathMaxRetransmissions = uint16(n)
+			err = u16(&t.PathMaxRetransmissions)
 		case "association_max_retransmissions":
-			n, err = num(16)
-			t.AssociationMaxRetransmissions = uint16(n)
+			err = u16(&t.AssociationMaxRetransmissions)
 		case "sack_delay":
 			err = dur(&t.SackDelay)
 		case "sack_frequency":
+			var n uint64
 			n, err = num(32)
 			t.SackFrequency = uint32(n)
 		case "nodelay":
@@ -268,14 +271,11 @@ func unmarshalTuning(d *caddyfile.Dispenser) (*Tuning, error) {
 		case "write_buffer":
 			err = size(&t.WriteBuffer)
 		case "out_streams":
-			n, err = num(16)
-			t.OutStreams = uint16(n)
+			err = u16(&t.OutStreams)
 		case "in_streams":
-			n, err = num(16)
-			t.InStreams = uint16(n)
+			err = u16(&t.InStreams)
 		case "init_max_attempts":
-			n, err = num(16)
-			t.InitMaxAttempts = uint16(n)
+			err = u16(&t.InitMaxAttempts)
 		case "init_max_timeout":
 			err = dur(&t.InitMaxTimeout)
 		case "read_buffer":

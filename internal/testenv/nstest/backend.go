@@ -76,12 +76,11 @@ func (b *Backend) Stop() {
 func Dial(ns, network, addr string) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	var n *nsenter.Namespace
-	if ns != "" {
-		var err error
-		if n, err = nsenter.Open(ns); err != nil {
-			return nil, err
-		}
+	n, err := open(ns)
+	if err != nil {
+		return nil, err
+	}
+	if n != nil {
 		defer n.Close()
 	}
 	return nsenter.Dial(ctx, n, network, addr)
@@ -108,12 +107,11 @@ func AskOn(c net.Conn, line string) (string, error) {
 // which would otherwise keep the namespace alive.
 func StartBackend(t testing.TB, ns, addr, tag string) *Backend {
 	t.Helper()
-	var n *nsenter.Namespace
-	if ns != "" {
-		var err error
-		if n, err = nsenter.Open(ns); err != nil {
-			t.Fatal(err)
-		}
+	n, err := open(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != nil {
 		defer n.Close()
 	}
 	ln, err := nsenter.Listen(n, "tcp", addr)
@@ -148,4 +146,26 @@ func TCPPair(t testing.TB) (*net.TCPConn, *net.TCPConn) {
 	}
 	t.Cleanup(func() { c.Close(); s.Close() })
 	return c.(*net.TCPConn), s.(*net.TCPConn)
+}
+
+// Ask sends one line from inside namespace ns ("" is the process's own) to
+// addr and returns the answer line.
+func Ask(ns, network, addr, line string) (string, error) {
+	c, err := Dial(ns, network, addr)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	return AskOn(c, line)
+}
+
+// ExpectAnswer checks that a client in ns ("" is the process's own) gets
+// the answer of the Backend tagged tag to a line sent over network to addr.
+func ExpectAnswer(t testing.TB, ns, network, addr, tag string) {
+	t.Helper()
+	line := strings.TrimSpace("ping " + ns)
+	got, err := Ask(ns, network, addr, line)
+	if want := tag + ": " + line; err != nil || got != want {
+		t.Errorf("client in %q, %s %s: got %q, %v; want %q", ns, network, addr, got, err, want)
+	}
 }

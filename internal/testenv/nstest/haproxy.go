@@ -1,9 +1,11 @@
 package nstest
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -33,4 +35,32 @@ func HAProxy(t testing.TB, sections string) int {
 		_ = cmd.Wait()
 	})
 	return cmd.Process.Pid
+}
+
+// HAProxySendingNetns returns the sections of an HAProxy that listens on
+// 127.0.0.1:port inside each namespace of nss (bind ... namespace X) and
+// sends every connection to 127.0.0.1:to with a PROXY v2 header whose
+// NETNS TLV names the namespace the client connected in.
+func HAProxySendingNetns(nss []string, port, to int) string {
+	var b strings.Builder
+	b.WriteString("\nfrontend fe\n")
+	for _, ns := range nss {
+		fmt.Fprintf(&b, "\tbind 127.0.0.1:%d namespace %s\n", port, ns)
+	}
+	fmt.Fprintf(&b, "\tdefault_backend be\nbackend be\n\tserver caddy 127.0.0.1:%d send-proxy-v2\n", to)
+	return b.String()
+}
+
+// HAProxyDialingNetns returns the sections of an HAProxy that accepts
+// connections with a PROXY header on 127.0.0.1:port and dials addr inside
+// the namespace the header's NETNS TLV names (server ... namespace *),
+// which must be one of nss.
+func HAProxyDialingNetns(nss []string, port int, addr string) string {
+	var b strings.Builder
+	b.WriteString("\nnamespace_list\n")
+	for _, ns := range nss {
+		fmt.Fprintf(&b, "\tnamespace %s\n", ns)
+	}
+	fmt.Fprintf(&b, "frontend fe\n\tbind 127.0.0.1:%d accept-proxy\n\tdefault_backend be\nbackend be\n\tserver ns %s namespace *\n", port, addr)
+	return b.String()
 }

@@ -47,10 +47,20 @@ func Name(prefix string) string {
 func Add(t testing.TB, n int) []string {
 	t.Helper()
 	names := make([]string, n)
-	var add strings.Builder
 	for i := range names {
 		names[i] = Name("nlt")
-		fmt.Fprintf(&add, "netns add %s\n", names[i])
+	}
+	AddNamed(t, names...)
+	return names
+}
+
+// AddNamed creates namespaces with the given names and lo up, and removes
+// them when the test ends.
+func AddNamed(t testing.TB, names ...string) {
+	t.Helper()
+	var add strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&add, "netns add %s\n", n)
 	}
 	t.Cleanup(func() { Del(names...) })
 	Batch(t, add.String())
@@ -59,7 +69,6 @@ func Add(t testing.TB, n int) []string {
 			t.Fatal(err)
 		}
 	}
-	return names
 }
 
 // LoopbackUp brings up lo in the named namespace. The interface ioctls act
