@@ -39,7 +39,9 @@ func init() {
 //
 // A fixed namespace that does not exist or that the allow list refuses
 // fails the config load; one from a placeholder fails that request (502),
-// and the error logged names it. Nothing is ever dialed in Caddy's own
+// and the error logged names it. A namespace from a placeholder (a value a
+// client may control, such as a request header) must be named by the allow
+// list: Caddy's own namespace is not excepted there. Nothing is ever dialed in Caddy's own
 // namespace instead. Connections are pooled per namespace identity.
 //
 // network_proxy, local_address, resolvers and HTTP/3 are not supported.

@@ -27,7 +27,10 @@ type Upstream struct {
 	// connection. With {l4.netns.name} as the namespace, the connection
 	// is dialed into the very namespace it arrived in: if that name was
 	// given to another namespace meanwhile (deleted and re-created), the
-	// connect fails rather than reach the new one.
+	// connect fails rather than reach the new one. A namespace that comes
+	// from placeholders (values a client may control, such as
+	// {l4.proxy_protocol.netns}) must be named by the allow list: Caddy's
+	// own namespace is not excepted there.
 	Dial string `json:"dial,omitempty"`
 
 	// MaxConnections is how many connections this upstream may have at
