@@ -237,6 +237,24 @@ func (l *List) String() string {
 // one whose lists are nil, allows everything.
 type Policy struct {
 	config, ceiling *List
+	// strict: Caddy's own namespace gets no exception (see Strict).
+	strict bool
+}
+
+// Strict returns the policy for a namespace that a value substituted at
+// run time names (an upstream address with placeholders, whose values a
+// client may control: a PROXY header's NETNS TLV, a request header): the
+// lists alone decide, and Caddy's own namespace, which a config reaches
+// anyway through a plain address, is allowed only where a list names it,
+// so that no value (/proc/self/ns/net) steers a dial onto Caddy's own
+// loopback. A policy without lists still allows everything.
+func (p *Policy) Strict() *Policy {
+	if p == nil {
+		return nil
+	}
+	q := *p
+	q.strict = true
+	return &q
 }
 
 // New returns the policy of a config's allow list under the process's
@@ -320,10 +338,10 @@ func (p *Policy) Open(spec string) (*nsenter.Namespace, error) {
 }
 
 // spelling refuses a path that no list spells, unless it is Caddy's own
-// namespace; it only stats the file.
+// namespace (and the policy is not Strict); it only stats the file.
 func (p *Policy) spelling(path string) error {
 	if err := p.refuse(path); err != nil {
-		if isOwn(path) {
+		if !p.strict && isOwn(path) {
 			return nil
 		}
 		return err
@@ -331,7 +349,8 @@ func (p *Policy) spelling(path string) error {
 	return nil
 }
 
-// check is the decision on the file actually found: its own namespace, or
+// check is the decision on the file actually found: its own namespace
+// (unless the policy is Strict), or
 // every path that led to it allowed and the namespace the one each list
 // holds at the last of them.
 func (p *Policy) check(paths []string, id nsenter.ID) error {
@@ -339,7 +358,7 @@ func (p *Policy) check(paths []string, id nsenter.ID) error {
 		return nil
 	}
 	err := p.decide(paths, id)
-	if err != nil {
+	if err != nil && !p.strict {
 		if own, oerr := nsenter.Current(); oerr == nil && own == id {
 			return nil
 		}

@@ -136,3 +136,40 @@ func TestOwnNamespaceIsAlwaysAllowed(t *testing.T) {
 		t.Errorf("another kind of namespace of our own: %v", err)
 	}
 }
+
+// A namespace named by a value substituted at run time (a placeholder a
+// client may control) is decided by the lists alone: Caddy's own
+// namespace is refused unless a list names it, whatever path leads there.
+func TestStrictPolicyHasNoOwnNamespaceException(t *testing.T) {
+	if _, err := nsenter.Current(); err != nil {
+		t.Fatalf("own namespace: %v", err)
+	}
+	l, _ := Compile("config", []string{"ns1"})
+	p := (&Policy{config: l}).Strict()
+	for _, spec := range []string{"/proc/self/ns/net", "/proc/thread-self/ns/net", "/var/run/netns/../../../proc/self/ns/net"} {
+		if err := p.Allows(spec); !errors.Is(err, ErrNotAllowed) {
+			t.Errorf("Allows(%s): %v, want refused", spec, err)
+		}
+		if ns, err := p.Open(spec); !errors.Is(err, ErrNotAllowed) {
+			if err == nil {
+				ns.Close()
+			}
+			t.Errorf("Open(%s): %v, want refused", spec, err)
+		}
+	}
+	// Named by the list, it is allowed like any other namespace.
+	l, _ = Compile("config", []string{"/proc/self/ns/net"})
+	ns, err := (&Policy{config: l}).Strict().Open("/proc/self/ns/net")
+	if err != nil {
+		t.Errorf("own namespace named by the list: %v", err)
+	} else {
+		ns.Close()
+	}
+	// Without lists, everything is allowed, strictly or not.
+	var none *Policy
+	if ns, err := none.Strict().Open("/proc/self/ns/net"); err != nil {
+		t.Errorf("no policy: %v", err)
+	} else {
+		ns.Close()
+	}
+}

@@ -39,7 +39,9 @@ func init() {
 //
 // A fixed namespace that does not exist or that the allow list refuses
 // fails the config load; one from a placeholder fails that request (502),
-// and the error logged names it. Nothing is ever dialed in Caddy's own
+// and the error logged names it. A namespace from a placeholder (a value a
+// client may control, such as a request header) must be named by the allow
+// list: Caddy's own namespace is not excepted there. Nothing is ever dialed in Caddy's own
 // namespace instead. Connections are pooled per namespace identity.
 //
 // network_proxy, local_address, resolvers and HTTP/3 are not supported.
@@ -217,7 +219,8 @@ func (t *Transport) resolve(req *http.Request) (*target, error) {
 	if di.Upstream != nil {
 		dial = di.Upstream.Dial
 	}
-	if strings.Contains(dial, "{") {
+	placeholders := strings.Contains(dial, "{")
+	if placeholders {
 		if strings.Contains(dial, "{"+PlaceholderName[:len("http.request.netns.")]) {
 			if _, err := Arrival(req); err != nil {
 				return nil, fmt.Errorf("upstream %q: %w", dial, err)
@@ -236,8 +239,9 @@ func (t *Transport) resolve(req *http.Request) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
+	tg.strict = placeholders // the namespace may come from a client's bytes
 	if tg.ns != "" {
-		ns, err := t.policy.Open(tg.ns)
+		ns, err := t.openPolicy(tg).Open(tg.ns)
 		if err != nil {
 			return nil, fmt.Errorf("upstream %q: %w", dial, err)
 		}
@@ -289,7 +293,7 @@ func (t *Transport) dial(ctx context.Context, tg *target) (net.Conn, error) {
 		}
 		return d.DialContext(ctx, tg.network, tg.hostport())
 	}
-	ns, err := t.policy.Open(tg.ns)
+	ns, err := t.openPolicy(tg).Open(tg.ns)
 	if err != nil {
 		return nil, fmt.Errorf("upstream %q: %w", tg.dial, err)
 	}
@@ -302,6 +306,15 @@ func (t *Transport) dial(ctx context.Context, tg *target) (net.Conn, error) {
 		return nil, fmt.Errorf("upstream %q: %w", tg.dial, err)
 	}
 	return conn, nil
+}
+
+// openPolicy is the allow list that tg's namespace is opened under:
+// strictly when it came from placeholders.
+func (t *Transport) openPolicy(tg *target) *allow.Policy {
+	if tg.strict {
+		return t.policy.Strict()
+	}
+	return t.policy
 }
 
 func (t *Transport) keepAlive() net.KeepAliveConfig {

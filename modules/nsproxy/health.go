@@ -265,10 +265,11 @@ func (s *seenTargets) sweep(now time.Time) []check {
 	}
 	s.mu.Unlock()
 	// Stat the namespace files without the lock: connections note targets
-	// meanwhile.
+	// meanwhile (and update when each was last resolved to, which is
+	// therefore read only under the lock).
 	gone := map[*seenTarget]bool{}
 	for _, e := range all {
-		if now.Sub(e.last) > s.ttl || namespaceGone(e.st.key, e.t.ns) {
+		if namespaceGone(e.st.key, e.t.ns) {
 			gone[e] = true
 		}
 	}
@@ -278,7 +279,7 @@ func (s *seenTargets) sweep(now time.Time) []check {
 	for _, e := range all {
 		switch {
 		case s.m[e.st.key] != e:
-		case gone[e]:
+		case gone[e] || now.Sub(e.last) > s.ttl:
 			s.forget(e)
 		default:
 			out = append(out, check{e.upstream, e.t, e.st})

@@ -2,6 +2,8 @@ package nsproxy
 
 import (
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -133,5 +135,76 @@ func TestSeenTargetsEvicted(t *testing.T) {
 	seen.close()
 	if got := stateCount(); got != before {
 		t.Errorf("states after close: %d, want %d", got, before)
+	}
+}
+
+// Connections, remembered failures, active-check sweeps and a reload
+// (a second handler with the same upstreams taking over the targets,
+// then the first one closed) all at once: run under -race, and nothing is
+// left held afterwards, in the state map or in the reload index.
+func TestStatesConcurrentReloadsLeaveNothing(t *testing.T) {
+	before := stateCount()
+	sig := t.Name()
+	u := &Upstream{Dial: "netns/{l4.proxy_protocol.netns}/tcp/127.0.0.1:80",
+		passive: &PassiveHealthChecks{FailDuration: caddy.Duration(20 * time.Millisecond), MaxFails: 1}}
+	h := &Handler{}
+	old := newSeenTargets(time.Hour, sig)
+	var cur atomic.Pointer[seenTargets]
+	cur.Store(old)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				// Values a client chooses: many distinct, some repeated.
+				tg := &target{ns: fmt.Sprintf("/nonexistent/%d-%d", g, i%50), network: "tcp", hostport: "127.0.0.1:80", strict: true}
+				k := keyOf(tg)
+				st := holdState(k)
+				cur.Load().note(u, tg, k, st)
+				if i%3 == 0 {
+					h.countFailure(&cand{u: u, t: tg, st: st})
+				}
+				st.release()
+			}
+		})
+	}
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			cur.Load().sweep(time.Now())
+			time.Sleep(time.Millisecond)
+		}
+	})
+	reloads := 0
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); reloads++ {
+		next := newSeenTargets(time.Hour, sig)
+		prev := cur.Swap(next)
+		time.Sleep(5 * time.Millisecond)
+		prev.close()
+	}
+	close(stop)
+	wg.Wait()
+	cur.Load().close()
+	following.Lock()
+	_, kept := following.m[sig]
+	following.Unlock()
+	if kept {
+		t.Errorf("reload index still lists handlers of %s after all were closed", sig)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for stateCount() != before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := stateCount(); got != before {
+		t.Errorf("states after %d reloads and every connection, failure and handler ended: %d, want %d", reloads, got, before)
 	}
 }

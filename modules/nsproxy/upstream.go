@@ -27,7 +27,10 @@ type Upstream struct {
 	// connection. With {l4.netns.name} as the namespace, the connection
 	// is dialed into the very namespace it arrived in: if that name was
 	// given to another namespace meanwhile (deleted and re-created), the
-	// connect fails rather than reach the new one.
+	// connect fails rather than reach the new one. A namespace that comes
+	// from placeholders (values a client may control, such as
+	// {l4.proxy_protocol.netns}) must be named by the allow list: Caddy's
+	// own namespace is not excepted there.
 	Dial string `json:"dial,omitempty"`
 
 	// MaxConnections is how many connections this upstream may have at
@@ -62,6 +65,9 @@ type target struct {
 	// id, when set, is the namespace the connection arrived in, which ns
 	// named through {l4.netns.name}: the dial goes there or nowhere.
 	id nsenter.ID
+	// strict: ns came from placeholders, values a client may control;
+	// only what the allow list names may be opened (allow.Policy.Strict).
+	strict bool
 }
 
 func (t target) String() string {
@@ -105,12 +111,16 @@ func isUDP(network string) bool { return strings.HasPrefix(network, "udp") }
 // dial connects to t. Inside a namespace only the socket is created there
 // (nsenter.Dial); the connect is waited for in the netpoller, so no thread
 // is held while it is in progress nor afterwards. The namespace is opened
-// only if pol, the config's allow list, allows it. When t.id is set, the
-// namespace ns names now must be that one.
+// only if pol, the config's allow list, allows it (strictly for a
+// namespace from placeholders). When t.id is set, the namespace ns names
+// now must be that one.
 func dial(ctx context.Context, pol *allow.Policy, t *target) (net.Conn, error) {
 	if t.ns == "" {
 		d := net.Dialer{KeepAlive: -1} // as nsenter.Dial: no keep-alive
 		return d.DialContext(ctx, t.network, t.hostport)
+	}
+	if t.strict {
+		pol = pol.Strict()
 	}
 	ns, err := pol.Open(t.ns)
 	if err != nil {

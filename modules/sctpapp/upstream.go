@@ -23,7 +23,9 @@ type Upstream struct {
 	// held and then forwarded unchanged); e.g.
 	// netns/{sctp.netns.name}/sctp/10.0.0.2:38412 sends each namespace of
 	// a set to its own core. The config's allow list is checked when the
-	// resulting namespace is opened. Required: at least one.
+	// resulting namespace is opened, which the list must then name
+	// (Caddy's own namespace is not excepted for values from
+	// placeholders). Required: at least one.
 	Dial []string `json:"dial,omitempty"`
 
 	targets []target
@@ -36,6 +38,9 @@ type target struct {
 	hostport string // as sctpnet.ResolveAddr takes it
 	addr     string // as configured
 	template string // set when addr has placeholders: parsed per association
+	// strict: ns came from placeholders, values a client may control;
+	// only what the allow list names may be opened (allow.Policy.Strict).
+	strict bool
 }
 
 func (t target) String() string { return t.addr }
