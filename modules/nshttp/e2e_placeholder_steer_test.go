@@ -18,7 +18,7 @@ func TestHeaderPlaceholderCannotSteerIntoOwnNamespace(t *testing.T) {
 	admin := e2e.Start(t)
 	nss := nstest.Add(t, 2)
 	client, back := nss[0], nss[1]
-	port := freePort(t)
+	port := nstest.FreePort(t)
 	serveHTTP(t, back, fmt.Sprintf("127.0.0.1:%d", port), back, nil)
 	serveHTTP(t, "", fmt.Sprintf("127.0.0.1:%d", port), "caddy-own-namespace", nil)
 	admin.MustLoad(t, fmt.Sprintf(`{

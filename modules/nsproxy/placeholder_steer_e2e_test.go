@@ -27,11 +27,11 @@ func TestPlaceholderCannotSteerIntoOwnNamespace(t *testing.T) {
 	nstest.Require(t)
 	admin := e2e.Start(t)
 	tenant := nstest.Add(t, 1)[0]
-	port := freeLocalPort(t)
+	port := nstest.FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	startBackend(t, tenant, addr, "in-tenant")
 	startBackend(t, "", addr, "in-caddys-own") // Caddy's own namespace
-	caddyPort := freeLocalPort(t)
+	caddyPort := nstest.FreePort(t)
 	admin.MustLoad(t, fmt.Sprintf(`{
 	admin %s
 	netns {
