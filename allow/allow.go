@@ -235,26 +235,16 @@ func (l *List) String() string {
 // Policy decides which namespaces one config may use: both its own allow
 // list and the process's ceiling must allow a namespace. A nil *Policy, or
 // one whose lists are nil, allows everything.
+//
+// Caddy's own namespace gets no exception: where a list is set, it must
+// name it (e.g. /proc/self/ns/net) like any other. A config reaches it
+// with a plain address anyway, but a namespace part that is generated
+// (a tenant name from a database spliced into netns/<tenant>/...) or
+// substituted at run time (a placeholder whose value a client may control:
+// a PROXY header's NETNS TLV, a request header) must not steer a listener
+// or a dial onto Caddy's own loopback through /proc/self/ns/net.
 type Policy struct {
 	config, ceiling *List
-	// strict: Caddy's own namespace gets no exception (see Strict).
-	strict bool
-}
-
-// Strict returns the policy for a namespace that a value substituted at
-// run time names (an upstream address with placeholders, whose values a
-// client may control: a PROXY header's NETNS TLV, a request header): the
-// lists alone decide, and Caddy's own namespace, which a config reaches
-// anyway through a plain address, is allowed only where a list names it,
-// so that no value (/proc/self/ns/net) steers a dial onto Caddy's own
-// loopback. A policy without lists still allows everything.
-func (p *Policy) Strict() *Policy {
-	if p == nil {
-		return nil
-	}
-	q := *p
-	q.strict = true
-	return &q
 }
 
 // New returns the policy of a config's allow list under the process's
@@ -294,8 +284,7 @@ func Ceiling() (*List, error) {
 // path) may be used: its spelling (see List.Match), and, if spec names a
 // namespace now, that namespace (see Open; the namespace is only looked
 // at, not used). A spec whose file is missing or not a namespace yet is
-// decided when it is opened. Caddy's own namespace is always allowed: any
-// config reaches it with a plain address.
+// decided when it is opened.
 func (p *Policy) Allows(spec string) error {
 	path, err := nsenter.Path(spec)
 	if err != nil {
@@ -337,33 +326,17 @@ func (p *Policy) Open(spec string) (*nsenter.Namespace, error) {
 	return nsenter.OpenShared(spec, p.check)
 }
 
-// spelling refuses a path that no list spells, unless it is Caddy's own
-// namespace (and the policy is not Strict); it only stats the file.
-func (p *Policy) spelling(path string) error {
-	if err := p.refuse(path); err != nil {
-		if !p.strict && isOwn(path) {
-			return nil
-		}
-		return err
-	}
-	return nil
-}
+// spelling refuses a path that no list spells; it opens nothing.
+func (p *Policy) spelling(path string) error { return p.refuse(path) }
 
-// check is the decision on the file actually found: its own namespace
-// (unless the policy is Strict), or
-// every path that led to it allowed and the namespace the one each list
-// holds at the last of them.
+// check is the decision on the file actually found: every path that led
+// to it allowed and the namespace the one each list holds at the last of
+// them.
 func (p *Policy) check(paths []string, id nsenter.ID) error {
 	if p == nil {
 		return nil
 	}
-	err := p.decide(paths, id)
-	if err != nil && !p.strict {
-		if own, oerr := nsenter.Current(); oerr == nil && own == id {
-			return nil
-		}
-	}
-	return err
+	return p.decide(paths, id)
 }
 
 func (p *Policy) decide(paths []string, id nsenter.ID) error {
@@ -397,15 +370,4 @@ func (p *Policy) refuse(path string) error {
 		}
 	}
 	return nil
-}
-
-// isOwn reports whether path is Caddy's own network namespace. It only
-// stats the file.
-func isOwn(path string) bool {
-	own, err := nsenter.Current()
-	if err != nil {
-		return false
-	}
-	id, err := nsenter.StatID(path)
-	return err == nil && id == own
 }

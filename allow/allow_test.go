@@ -116,36 +116,16 @@ func TestCeilingFromEnvironment(t *testing.T) {
 	}
 }
 
-// Caddy's own namespace is allowed whatever path names it: a plain address
-// reaches it anyway.
-func TestOwnNamespaceIsAlwaysAllowed(t *testing.T) {
-	if _, err := nsenter.Current(); err != nil {
-		t.Skip(err)
-	}
-	l, _ := Compile("config", []string{"ns1"})
-	p := &Policy{config: l}
-	if err := p.Allows("/proc/self/ns/net"); err != nil {
-		t.Fatal(err)
-	}
-	ns, err := p.Open("/proc/self/ns/net")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Close()
-	if err := p.Allows("/proc/self/ns/mnt"); !errors.Is(err, ErrNotAllowed) {
-		t.Errorf("another kind of namespace of our own: %v", err)
-	}
-}
-
-// A namespace named by a value substituted at run time (a placeholder a
-// client may control) is decided by the lists alone: Caddy's own
-// namespace is refused unless a list names it, whatever path leads there.
-func TestStrictPolicyHasNoOwnNamespaceException(t *testing.T) {
+// Caddy's own namespace gets no exception: where a list is set it must
+// name it, whatever path leads there, so that neither a generated namespace
+// part nor a placeholder a client may control (/proc/self/ns/net) reaches
+// Caddy's own loopback. Another kind of namespace of our own is refused too.
+func TestOwnNamespaceNeedsTheList(t *testing.T) {
 	if _, err := nsenter.Current(); err != nil {
 		t.Fatalf("own namespace: %v", err)
 	}
 	l, _ := Compile("config", []string{"ns1"})
-	p := (&Policy{config: l}).Strict()
+	p := &Policy{config: l}
 	for _, spec := range []string{"/proc/self/ns/net", "/proc/thread-self/ns/net", "/var/run/netns/../../../proc/self/ns/net"} {
 		if err := p.Allows(spec); !errors.Is(err, ErrNotAllowed) {
 			t.Errorf("Allows(%s): %v, want refused", spec, err)
@@ -159,15 +139,18 @@ func TestStrictPolicyHasNoOwnNamespaceException(t *testing.T) {
 	}
 	// Named by the list, it is allowed like any other namespace.
 	l, _ = Compile("config", []string{"/proc/self/ns/net"})
-	ns, err := (&Policy{config: l}).Strict().Open("/proc/self/ns/net")
+	ns, err := (&Policy{config: l}).Open("/proc/self/ns/net")
 	if err != nil {
 		t.Errorf("own namespace named by the list: %v", err)
 	} else {
 		ns.Close()
 	}
-	// Without lists, everything is allowed, strictly or not.
+	if err := (&Policy{config: l}).Allows("/proc/self/ns/mnt"); !errors.Is(err, ErrNotAllowed) {
+		t.Errorf("another kind of namespace of our own: %v", err)
+	}
+	// Without lists, everything is allowed.
 	var none *Policy
-	if ns, err := none.Strict().Open("/proc/self/ns/net"); err != nil {
+	if ns, err := none.Open("/proc/self/ns/net"); err != nil {
 		t.Errorf("no policy: %v", err)
 	} else {
 		ns.Close()

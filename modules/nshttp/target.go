@@ -22,9 +22,6 @@ type target struct {
 	host    string     // IP address (no brackets), or unix socket path
 	port    string
 	dial    string // the dial address it was parsed from, for errors
-	// strict: ns came from placeholders, values a client may control;
-	// only what the allow list names may be opened (allow.Policy.Strict).
-	strict bool
 }
 
 func (t *target) hostport() string {

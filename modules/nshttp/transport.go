@@ -239,9 +239,8 @@ func (t *Transport) resolve(req *http.Request) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
-	tg.strict = placeholders // the namespace may come from a client's bytes
 	if tg.ns != "" {
-		ns, err := t.openPolicy(tg).Open(tg.ns)
+		ns, err := t.policy.Open(tg.ns)
 		if err != nil {
 			return nil, fmt.Errorf("upstream %q: %w", dial, err)
 		}
@@ -293,7 +292,7 @@ func (t *Transport) dial(ctx context.Context, tg *target) (net.Conn, error) {
 		}
 		return d.DialContext(ctx, tg.network, tg.hostport())
 	}
-	ns, err := t.openPolicy(tg).Open(tg.ns)
+	ns, err := t.policy.Open(tg.ns)
 	if err != nil {
 		return nil, fmt.Errorf("upstream %q: %w", tg.dial, err)
 	}
@@ -306,15 +305,6 @@ func (t *Transport) dial(ctx context.Context, tg *target) (net.Conn, error) {
 		return nil, fmt.Errorf("upstream %q: %w", tg.dial, err)
 	}
 	return conn, nil
-}
-
-// openPolicy is the allow list that tg's namespace is opened under:
-// strictly when it came from placeholders.
-func (t *Transport) openPolicy(tg *target) *allow.Policy {
-	if tg.strict {
-		return t.policy.Strict()
-	}
-	return t.policy
 }
 
 func (t *Transport) keepAlive() net.KeepAliveConfig {

@@ -78,7 +78,8 @@ func TestAllowListRefusesOtherNamespaces(t *testing.T) {
 	b := startBackend(t, "b")
 	startBackendIn(t, byPath, "127.0.0.1:9000", "in-"+byPath)
 	startBackendIn(t, refused, "127.0.0.1:9000", "in-"+refused)
-	allow := []string{byName, filepath.Join(nsenter.RunDir, byPath)}
+	// Caddy's own namespace is allowed only where the list names it.
+	allow := []string{byName, filepath.Join(nsenter.RunDir, byPath), "/proc/self/ns/net"}
 	own := fmt.Sprintf("127.0.0.1:%d", b.port)
 
 	good := map[string]policyServer{
@@ -93,7 +94,7 @@ func TestAllowListRefusesOtherNamespaces(t *testing.T) {
 		expectAnswer(t, byName, "tcp", "127.0.0.1:8000", "b")
 		expectAnswer(t, byPath, "tcp", "127.0.0.1:8000", "b")
 		expectAnswer(t, byName, "tcp", "127.0.0.1:8001", "in-"+byPath)
-		expectAnswer(t, "", "tcp", "127.0.0.1:18010", "b") // Caddy's own namespace is always allowed
+		expectAnswer(t, "", "tcp", "127.0.0.1:18010", "b") // Caddy's own namespace, listed
 	}
 	serving()
 	refusedID := nstest.ID(t, refused)
@@ -109,6 +110,9 @@ func TestAllowListRefusesOtherNamespaces(t *testing.T) {
 	for _, tc := range []struct{ name, config string }{
 		{"listener", with("bad", policyServer{[]string{"netns/" + refused + "/tcp/127.0.0.1:8000"}, proxyTo(own)})},
 		{"listener by path", with("bad", policyServer{[]string{"netns//var/run/netns/" + refused + "/udp/127.0.0.1:8000"}, proxyTo("udp/" + own)})},
+		{"own namespace not listed", fmt.Sprintf(`{%s,"apps":{"netns":{"allow":[%q]},"layer4":{"servers":{"s":{
+			"listen":["netns//proc/self/ns/net/tcp/127.0.0.1:18011"],
+			"routes":[{"handle":[{"handler":"echo"}]}]}}}}}`, admin.WithAdmin(), byName)},
 		{"netns_proxy upstream", with("bad", policyServer{[]string{"netns/" + byName + "/tcp/127.0.0.1:8002"}, netnsProxyTo("netns/" + refused + "/tcp/127.0.0.1:9000")})},
 		{"http app", fmt.Sprintf(`{%s,"apps":{"netns":{"allow":[%q]},"http":{"servers":{"s":{
 			"listen":["netns/%s/tcp/127.0.0.1:8080"],
@@ -121,9 +125,13 @@ func TestAllowListRefusesOtherNamespaces(t *testing.T) {
 			if tc.name == "caddyfile" {
 				ct = "caddyfile"
 			}
+			named := refused
+			if tc.name == "own namespace not listed" {
+				named = "/proc/self/ns/net"
+			}
 			err := admin.Load(tc.config, ct)
-			if err == nil || !strings.Contains(err.Error(), refused) || !strings.Contains(err.Error(), "not allowed by this config's netns allow list") {
-				t.Fatalf("load: %v, want refused naming %s", err, refused)
+			if err == nil || !strings.Contains(err.Error(), named) || !strings.Contains(err.Error(), "not allowed by this config's netns allow list") {
+				t.Fatalf("load: %v, want refused naming %s", err, named)
 			}
 			t.Logf("error: %v", err)
 			serving()

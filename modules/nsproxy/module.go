@@ -389,7 +389,6 @@ func (h *Handler) resolve(cx *layer4.Connection, log connLog, cands []cand) ([]c
 			log.logger().Warn("upstream address", zap.String("upstream", u.Dial), zap.Error(err))
 			continue
 		}
-		t.strict = true // the namespace may come from a client's bytes
 		if u.arrival && t.ns != "" {
 			// The upstream names the arrival namespace: dial into that
 			// very namespace, not whatever has its name by now.

@@ -162,7 +162,7 @@ func TestStatesConcurrentReloadsLeaveNothing(t *testing.T) {
 				default:
 				}
 				// Values a client chooses: many distinct, some repeated.
-				tg := &target{ns: fmt.Sprintf("/nonexistent/%d-%d", g, i%50), network: "tcp", hostport: "127.0.0.1:80", strict: true}
+				tg := &target{ns: fmt.Sprintf("/nonexistent/%d-%d", g, i%50), network: "tcp", hostport: "127.0.0.1:80"}
 				k := keyOf(tg)
 				st := holdState(k)
 				cur.Load().note(u, tg, k, st)

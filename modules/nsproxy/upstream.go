@@ -65,9 +65,6 @@ type target struct {
 	// id, when set, is the namespace the connection arrived in, which ns
 	// named through {l4.netns.name}: the dial goes there or nowhere.
 	id nsenter.ID
-	// strict: ns came from placeholders, values a client may control;
-	// only what the allow list names may be opened (allow.Policy.Strict).
-	strict bool
 }
 
 func (t target) String() string {
@@ -111,16 +108,12 @@ func isUDP(network string) bool { return strings.HasPrefix(network, "udp") }
 // dial connects to t. Inside a namespace only the socket is created there
 // (nsenter.Dial); the connect is waited for in the netpoller, so no thread
 // is held while it is in progress nor afterwards. The namespace is opened
-// only if pol, the config's allow list, allows it (strictly for a
-// namespace from placeholders). When t.id is set, the namespace ns names
-// now must be that one.
+// only if pol, the config's allow list, allows it. When t.id is set, the
+// namespace ns names now must be that one.
 func dial(ctx context.Context, pol *allow.Policy, t *target) (net.Conn, error) {
 	if t.ns == "" {
 		d := net.Dialer{KeepAlive: -1} // as nsenter.Dial: no keep-alive
 		return d.DialContext(ctx, t.network, t.hostport)
-	}
-	if t.strict {
-		pol = pol.Strict()
 	}
 	ns, err := pol.Open(t.ns)
 	if err != nil {

@@ -96,9 +96,6 @@ func listenOwn(ctx context.Context, network, host, portRange string, portOffset 
 func dial(ctx context.Context, pol *allow.Policy, t target, cfg sctpnet.Config) (*sctpnet.Conn, error) {
 	var socket sctpnet.SocketFunc
 	if t.ns != "" {
-		if t.strict {
-			pol = pol.Strict() // a namespace from placeholders
-		}
 		ns, err := pol.Open(t.ns) // only if the config's allow list allows it
 		if err != nil {
 			return nil, err

@@ -156,7 +156,6 @@ func (p *Proxy) HandleAssociation(a *Association) error {
 						zap.String("upstream", t.template), zap.Error(perr))
 					continue
 				}
-				resolved.strict = true // the namespace may come from a client's bytes
 				t = resolved
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Duration(p.DialTimeout))

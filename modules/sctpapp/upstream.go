@@ -38,9 +38,6 @@ type target struct {
 	hostport string // as sctpnet.ResolveAddr takes it
 	addr     string // as configured
 	template string // set when addr has placeholders: parsed per association
-	// strict: ns came from placeholders, values a client may control;
-	// only what the allow list names may be opened (allow.Policy.Strict).
-	strict bool
 }
 
 func (t target) String() string { return t.addr }
