@@ -89,6 +89,10 @@ func ParseHostPort(host, portRange string) (Address, error) {
 }
 
 func checkNamespace(ns string) error {
+	if strings.ContainsRune(ns, ',') {
+		_, err := splitList(ns)
+		return err
+	}
 	if filepath.IsAbs(ns) {
 		return nil
 	}
