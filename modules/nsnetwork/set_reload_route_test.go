@@ -103,6 +103,7 @@ func TestSetReloadRoutesByAllowList(t *testing.T) {
 	wg.Wait()
 	t.Logf("%d asks in %s while two configs held the set, %d failed, %d answered by the config that does not admit %s",
 		asked.Load(), b, failedAsks.Load(), misrouted.Load(), b)
+	summary(t, "set during a reload, to a config whose allow list admits the member", "asks", int(asked.Load()), int(misrouted.Load()+failedAsks.Load()))
 	if n := misrouted.Load(); n > 0 {
 		t.Errorf("%d of %d answers in %s came from the new config, whose allow list does not admit it (first: %v)",
 			n, asked.Load(), b, firstBad.Load())
