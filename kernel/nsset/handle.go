@@ -89,10 +89,10 @@ func (s *Set) forget(m *Member) {
 }
 
 // route returns the handle that gets a connection or datagram of member
-// m that h took: h if it admits m, else the newest open handle that does,
-// nil if none does.
+// m that h took: h if it is open and admits m, else the newest open
+// handle that does, nil if none does.
 func (s *Set) route(h *handle, m *Member) *handle {
-	if h.allows(m) {
+	if !h.closed.Load() && h.allows(m) {
 		return h
 	}
 	s.hmu.Lock()
