@@ -24,6 +24,7 @@ type handle struct {
 	closed atomic.Bool
 	done   chan struct{}
 	once   sync.Once
+	inFan  atomic.Bool // waiting on the fan-in (holding the set's turn)
 
 	conns  chan net.Conn // connections handed over by other handles
 	dgrams chan dgram    // datagrams handed over by other handles
@@ -106,30 +107,31 @@ func (s *Set) route(h *handle, m *Member) *handle {
 	return nil
 }
 
-// wake makes the fan-in's waiting callers look at their hand-offs, and
-// keeps doing so for a while if to has not taken them yet (it may have
-// been just about to wait when the first wake-up came).
-func (s *Set) wake(to *handle, pending func() int) {
-	switch {
-	case s.ln != nil:
-		s.ln.Wake()
-	case s.pc != nil:
-		s.pc.Wake()
-	default:
-		return // Custom handles select on their channel
+// wakeWhile makes the fan-in's waiting callers return (to look at their
+// hand-offs, deadlines or closing), and does it again every 10 ms, for up
+// to 3 s, while cond holds: a caller that was just about to wait when a
+// wake-up came waits through it.
+func (s *Set) wakeWhile(cond func() bool) {
+	wake := func() {
+		switch {
+		case s.ln != nil:
+			s.ln.Wake()
+		case s.pc != nil:
+			s.pc.Wake()
+		}
 	}
+	if s.ln == nil && s.pc == nil {
+		return // Custom handles select on their channels
+	}
+	wake()
 	var tries int
 	var again func()
 	again = func() {
-		if pending() == 0 || to.closed.Load() || tries >= 100 {
+		if !cond() || tries >= 300 {
 			return
 		}
 		tries++
-		if s.ln != nil {
-			s.ln.Wake()
-		} else {
-			s.pc.Wake()
-		}
+		wake()
 		time.AfterFunc(10*time.Millisecond, again)
 	}
 	time.AfterFunc(10*time.Millisecond, again)
@@ -142,12 +144,7 @@ func (h *handle) close() {
 		h.closed.Store(true)
 		close(h.done)
 		s := h.s
-		switch {
-		case s.ln != nil:
-			s.ln.Wake()
-		case s.pc != nil:
-			s.pc.Wake()
-		}
+		s.wakeWhile(h.inFan.Load) // it may hold the turn
 		h.drain()
 		s.hmu.Lock()
 		for i, x := range s.handles {
@@ -217,7 +214,25 @@ func (l *Listener) Accept() (net.Conn, error) {
 			err error
 		)
 		if s.ln != nil {
+			// One handle at a time waits on the fan-in (the turn): the
+			// others wait here, where a hand-off reaches them at once.
+			select {
+			case c := <-l.conns:
+				return c, nil
+			case <-l.done:
+				continue
+			case <-s.turn:
+			}
+			select {
+			case c := <-l.conns: // handed over while it waited for the turn
+				s.turn <- struct{}{}
+				return c, nil
+			default:
+			}
+			l.inFan.Store(true)
 			c, err = s.ln.Accept()
+			l.inFan.Store(false)
+			s.turn <- struct{}{}
 			if err != nil {
 				switch {
 				case errors.Is(err, fanin.ErrWoken):
@@ -259,7 +274,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 			c.Close()
 			continue
 		}
-		s.wake(to, func() int { return len(to.conns) })
+		s.wakeWhile(func() bool { return len(to.conns) > 0 && to.inFan.Load() })
 	}
 }
 
@@ -291,6 +306,7 @@ func (l *Listener) Addr() net.Addr { return l.s.cfg.Addr }
 type PacketConn struct {
 	*handle
 
+	kick     chan struct{} // the deadline changed or passed
 	dmu      sync.Mutex
 	deadline time.Time
 	timer    *time.Timer
@@ -305,7 +321,7 @@ func (s *Set) ListenPacket(pol Policy) (*PacketConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &PacketConn{handle: h}, nil
+	return &PacketConn{handle: h, kick: make(chan struct{}, 1)}, nil
 }
 
 // ReadFrom returns the next datagram from any member the handle's user
@@ -328,7 +344,25 @@ func (c *PacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		if !dl.IsZero() && !time.Now().Before(dl) {
 			return 0, nil, c.opError("read", nil, os.ErrDeadlineExceeded)
 		}
+		select {
+		case d := <-c.dgrams:
+			return copy(p, d.b), d.from, nil
+		case <-c.done:
+			continue
+		case <-c.kick: // the deadline changed or passed
+			continue
+		case <-s.turn:
+		}
+		select {
+		case d := <-c.dgrams:
+			s.turn <- struct{}{}
+			return copy(p, d.b), d.from, nil
+		default:
+		}
+		c.inFan.Store(true)
 		n, from, err := s.pc.ReadFrom(p)
+		c.inFan.Store(false)
+		s.turn <- struct{}{}
 		if err != nil {
 			switch {
 			case errors.Is(err, fanin.ErrWoken):
@@ -358,7 +392,7 @@ func (c *PacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		}
 		select {
 		case to.dgrams <- dgram{b: append([]byte(nil), p[:n]...), from: from}:
-			s.wake(to, func() int { return len(to.dgrams) })
+			s.wakeWhile(func() bool { return len(to.dgrams) > 0 && to.inFan.Load() })
 		default: // full: dropped, as a full socket buffer would
 		}
 	}
@@ -406,11 +440,26 @@ func (c *PacketConn) SetReadDeadline(t time.Time) error {
 	}
 	if !t.IsZero() {
 		if d := time.Until(t); d > 0 {
-			c.timer = time.AfterFunc(d, c.s.pc.Wake)
+			c.timer = time.AfterFunc(d, c.wake)
 		}
 	}
-	c.s.pc.Wake()
+	c.wake()
 	return nil
+}
+
+// wake makes this handle's waiting ReadFrom look at its deadline again,
+// wherever it waits (for the turn, or on the fan-in).
+func (c *PacketConn) wake() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+	c.s.wakeWhile(func() bool {
+		c.dmu.Lock()
+		dl := c.deadline
+		c.dmu.Unlock()
+		return c.inFan.Load() && !dl.IsZero() && !time.Now().Before(dl)
+	})
 }
 
 // SetWriteDeadline does nothing: a write to a UDP socket does not wait.

@@ -113,6 +113,7 @@ type Set struct {
 	ln    *fanin.Listener   // Stream
 	pc    *fanin.PacketConn // Datagram
 	conns chan acceptedConn // Custom: from the members' accept loops
+	turn  chan struct{}     // Stream, Datagram: held by the handle waiting on the fan-in
 
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -158,6 +159,8 @@ func New(cfg Config) (*Set, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Set{cfg: cfg, log: cfg.Log, ctx: ctx, cancel: cancel, done: make(chan struct{}),
 		changed: make(chan struct{}, 1), members: map[string]*Member{}, waiting: map[string]*attempt{}}
+	s.turn = make(chan struct{}, 1)
+	s.turn <- struct{}{}
 	var err error
 	switch cfg.Kind {
 	case Stream:
