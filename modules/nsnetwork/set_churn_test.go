@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -235,7 +236,8 @@ func TestSetChurn(t *testing.T) {
 // has: through a real Caddy, a set over tcp and udp at 1 member and at
 // SET_GOROUTINE_NAMESPACES (default 1000) members differs by a few
 // goroutines at most. It prints the goroutines and resident memory per
-// member; it asserts no memory figure.
+// member; it asserts no memory figure. SET_HEAP_PROFILE=<file> writes a
+// heap profile at the full size.
 func TestSetGoroutinesFlat(t *testing.T) {
 	nstest.Require(t)
 	n := envInt("SET_GOROUTINE_NAMESPACES", 1000)
@@ -264,6 +266,12 @@ func TestSetGoroutinesFlat(t *testing.T) {
 	up := time.Since(start)
 	setSettle()
 	gN, rssN, thN := runtime.NumGoroutine(), setRSS(t), nstest.Threads(t)
+	if path := os.Getenv("SET_HEAP_PROFILE"); path != "" { // where the memory per member goes
+		if f, err := os.Create(path); err == nil {
+			pprof.WriteHeapProfile(f)
+			f.Close()
+		}
+	}
 	t.Logf("set over tcp+udp: goroutines %d at 1 member, %d at %d; threads %d, %d; RSS %.1f MiB, %.1f MiB (%.2f KiB per member, two sockets each); %d members up in %v",
 		g1, gN, n, th1, thN, float64(rss1)/(1<<20), float64(rssN)/(1<<20), float64(rssN-rss1)/1024/float64(n-1), n-1, up.Round(time.Millisecond))
 	fmt.Printf("set-scale: goroutines at 1 member: %d, at %d members: %d; RSS per member (tcp+udp) %.2f KiB\n",
