@@ -176,10 +176,17 @@ func listenSet(ctx context.Context, a Address, portOffset uint) (any, error) {
 				h = ln
 			}
 		}
-		sets.Unlock()
 		if errors.Is(err, nsset.ErrStopped) {
-			continue // its last handle closed just now: make a new one
+			// Its last handle closed just now (it is closing its
+			// members): a new set takes its place; the pool shares the
+			// sockets between the two meanwhile.
+			if sets.m[key] == ns {
+				delete(sets.m, key)
+			}
+			sets.Unlock()
+			continue
 		}
+		sets.Unlock()
 		if err != nil {
 			return nil, err
 		}
