@@ -22,7 +22,8 @@ const Network = "netns"
 type Address struct {
 	// Namespace is a name under /var/run/netns or an absolute path to a
 	// network namespace file, as written; with * or ? it is a pattern
-	// naming a set of namespaces (see IsSet).
+	// naming a set of namespaces (see IsSet); with commas, a list of them
+	// (see IsList).
 	Namespace string
 	// Network is the inner network: tcp, tcp4, tcp6, udp, udp4, udp6, or
 	// one added with RegisterNetwork (sctp).
@@ -89,6 +90,10 @@ func ParseHostPort(host, portRange string) (Address, error) {
 }
 
 func checkNamespace(ns string) error {
+	if strings.ContainsRune(ns, ',') {
+		_, err := splitList(ns)
+		return err
+	}
 	if filepath.IsAbs(ns) {
 		return nil
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/caddy-netns/caddy-netns/kernel/nsenter"
@@ -65,4 +66,46 @@ func MemberSpec(dir, name string) string {
 		return name
 	}
 	return filepath.Join(dir, name)
+}
+
+// A namespace list is a listen address whose namespace part names several
+// namespaces, separated by commas:
+//
+//	netns/ns1,ns2,ns3/tcp/:8000
+//	netns//run/netns/a,/run/netns/b/udp/:53
+//
+// It is served like a set (one listener over all of them, on a constant
+// number of goroutines) but its members are the namespaces named, not a
+// pattern. Curly braces ({ns1,ns2}) cannot be used: caddy-l4 replaces
+// placeholders in listen addresses and would erase them. A namespace whose
+// name contains a comma cannot be in a list.
+
+// IsList reports whether the address names a list of namespaces.
+func (a Address) IsList() bool {
+	return strings.ContainsRune(a.Namespace, ',') && !isPattern(a.Namespace)
+}
+
+// List returns the namespaces of a list address, each a bare name or an
+// absolute path, without duplicates, in the order written.
+func (a Address) List() ([]string, error) {
+	return splitList(a.Namespace)
+}
+
+func splitList(ns string) ([]string, error) {
+	var out []string
+	for _, n := range strings.Split(ns, ",") {
+		if n == "" {
+			return nil, fmt.Errorf("namespace list %q: empty element", ns)
+		}
+		if isPattern(n) {
+			return nil, fmt.Errorf("namespace list %q: element %q is a pattern; a list names namespaces one by one", ns, n)
+		}
+		if err := checkNamespace(n); err != nil {
+			return nil, fmt.Errorf("namespace list %q: %w", ns, err)
+		}
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
 }

@@ -9,10 +9,11 @@
 // hands handlers a per-client pseudo connection over the server's shared
 // socket; that socket is the one the netns listener opened in the
 // namespace, and it is found through the pseudo connection's embedded
-// PacketConn. A namespace set (netns/<pattern>/udp/...) shares one handle
-// among the sockets of many namespaces; there the connection's remote
-// address, a *nsnetwork.SetAddr, names the member socket the datagram
-// came in on. The identity (device, inode) is then named through the
+// PacketConn. A namespace set (netns/<pattern>/... or a list) serves many
+// namespaces through one fan-in socket; there the connection (a
+// *fanin.Conn) or the datagram's remote address (a *fanin.Addr) is tagged
+// with the member it came in on, which knows its namespace, and no system
+// call is made. The identity (device, inode) is then named through the
 // namespaces the netns listener pool knows.
 package nsmatch
 
@@ -139,10 +140,14 @@ func Provide(cx *layer4.Connection, onErr func(error)) {
 }
 
 func lookup(cx *layer4.Connection) (Arrival, error) {
-	// A datagram from a namespace set: its address names the member
-	// socket it came in on (the set's shared handle is many sockets).
-	if sa, ok := cx.RemoteAddr().(interface{ NetnsID() nsenter.ID }); ok {
-		return Named(sa.NetnsID()), nil
+	// From a namespace set: the connection (a *fanin.Conn) or the
+	// datagram's address (a *fanin.Addr) is tagged with the member it
+	// came in on, which knows its namespace: no system call.
+	if id, ok := memberID(cx.RemoteAddr()); ok {
+		return Named(id), nil
+	}
+	if id, ok := memberID(cx.Conn); ok {
+		return Named(id), nil
 	}
 	sc, err := Socket(cx)
 	if err != nil {
@@ -176,6 +181,28 @@ func Named(id nsenter.ID) Arrival {
 		a.Name = a.Paths[0]
 	}
 	return a
+}
+
+// memberID returns the namespace of the set member that x (a connection,
+// possibly wrapped, or an address) is tagged with.
+func memberID(x any) (nsenter.ID, bool) {
+	for range 16 {
+		switch v := x.(type) {
+		case interface{ NetnsID() nsenter.ID }:
+			return v.NetnsID(), true
+		case interface{ Tag() any }:
+			x = v.Tag()
+			continue
+		case *layer4.Connection:
+			x = v.Conn
+			continue
+		case interface{ NetConn() net.Conn }:
+			x = v.NetConn()
+			continue
+		}
+		break
+	}
+	return nsenter.ID{}, false
 }
 
 // ErrNoSocket is returned when no socket can be found under a connection.

@@ -61,8 +61,8 @@ func Open(ctx context.Context, host, portRange string, portOffset uint) (any, er
 		return nil, fmt.Errorf("netns address %q: port offset %d outside the range", a, portOffset)
 	}
 	open := listenAddress
-	if a.IsSet() {
-		open = listenSet // a namespace pattern (set.go)
+	if a.IsSet() || a.IsList() {
+		open = listenSet // a namespace pattern or list (set.go)
 	}
 	h, err := open(ctx, a, portOffset)
 	if err != nil {
@@ -98,32 +98,10 @@ func Listen(ctx context.Context, a Address, portOffset uint) (any, error) {
 
 // listenAddress is Listen without the close when ctx ends.
 func listenAddress(ctx context.Context, a Address, portOffset uint) (any, error) {
-	var (
-		open func(*nsenter.Namespace) (*os.File, error)
-		wrap func(*pooled) (any, error)
-	)
-	switch a.Network {
-	case "tcp", "tcp4", "tcp6":
-		open = func(ns *nsenter.Namespace) (*os.File, error) {
-			return nsenter.ListenFile(ns, a.Network, a.HostPort(portOffset))
-		}
-		wrap = wrapStream
-	case "udp", "udp4", "udp6":
-		open = func(ns *nsenter.Namespace) (*os.File, error) {
-			return nsenter.ListenPacketFile(ns, a.Network, a.HostPort(portOffset))
-		}
-		wrap = wrapPacket
-	default:
-		inner, ok := lookupInner(a.Network)
-		if !ok {
-			return nil, address.CheckNetwork(a.Network)
-		}
-		open = func(ns *nsenter.Namespace) (*os.File, error) {
-			return inner.Socket(ns, a.Network, a.HostPort(portOffset))
-		}
-		wrap = func(p *pooled) (any, error) { return inner.Wrap(p.file, p.release) }
+	open, wrap, err := opener(a, portOffset)
+	if err != nil {
+		return nil, err
 	}
-
 	pol, err := PolicyFor(ctx)
 	if err != nil {
 		return nil, err
@@ -138,6 +116,33 @@ func listenAddress(ctx context.Context, a Address, portOffset uint) (any, error)
 		return nil, err
 	}
 	return h, nil
+}
+
+// opener returns how to create the socket of a (at portOffset) inside a
+// namespace, and how to make a handle of a shared socket.
+func opener(a Address, portOffset uint) (open func(*nsenter.Namespace) (*os.File, error), wrap func(*pooled) (any, error), err error) {
+	switch a.Network {
+	case "tcp", "tcp4", "tcp6":
+		open = func(ns *nsenter.Namespace) (*os.File, error) {
+			return nsenter.ListenFile(ns, a.Network, a.HostPort(portOffset))
+		}
+		wrap = wrapStream
+	case "udp", "udp4", "udp6":
+		open = func(ns *nsenter.Namespace) (*os.File, error) {
+			return nsenter.ListenPacketFile(ns, a.Network, a.HostPort(portOffset))
+		}
+		wrap = wrapPacket
+	default:
+		inner, ok := lookupInner(a.Network)
+		if !ok {
+			return nil, nil, address.CheckNetwork(a.Network)
+		}
+		open = func(ns *nsenter.Namespace) (*os.File, error) {
+			return inner.Socket(ns, a.Network, a.HostPort(portOffset))
+		}
+		wrap = func(p *pooled) (any, error) { return inner.Wrap(p.file, p.release) }
+	}
+	return open, wrap, nil
 }
 
 // explain adds what an operator needs to know to the errors they will meet.

@@ -7,9 +7,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/caddy-netns/caddy-netns/address"
-
 	"github.com/caddy-netns/caddy-netns/kernel/nsenter"
+	"github.com/caddy-netns/caddy-netns/kernel/nsset"
 )
 
 // ListenerInfo describes one socket that the netns network holds open in a
@@ -45,6 +44,11 @@ type WaitingInfo struct {
 	Error string
 }
 
+type memberView struct {
+	set string
+	m   nsset.MemberInfo
+}
+
 type memberKey struct {
 	id               nsenter.ID
 	network, address string
@@ -57,11 +61,6 @@ type memberKey struct {
 // connections to its port; that costs a namespace switch and a walk of the
 // kernel's TCP hash table per socket (milliseconds each).
 func Listeners(kernelConns bool) ([]ListenerInfo, []WaitingInfo) {
-	type memberView struct {
-		set   string
-		stats *memberStats
-		m     *member
-	}
 	byKey := map[memberKey][]memberView{}
 	var waiting []WaitingInfo
 	sets.Lock()
@@ -71,17 +70,15 @@ func Listeners(kernelConns bool) ([]ListenerInfo, []WaitingInfo) {
 	}
 	sets.Unlock()
 	for _, s := range all {
-		name := s.address()
-		s.mu.Lock()
-		for _, m := range s.members {
-			k := memberKey{m.id, s.key.network, s.key.address}
-			byKey[k] = append(byKey[k], memberView{name, &m.stats, m})
+		name := s.addr.String()
+		for _, mi := range s.s.Members() {
+			k := memberKey{mi.ID, s.key.network, s.key.address}
+			byKey[k] = append(byKey[k], memberView{name, mi})
 		}
-		for entry, at := range s.waiting {
-			waiting = append(waiting, WaitingInfo{Set: name, Namespace: address.MemberSpec(s.key.dir, entry),
-				Since: at.first, Retry: at.next, Error: at.lastErr})
+		for _, w := range s.s.Waiting() {
+			waiting = append(waiting, WaitingInfo{Set: name, Namespace: w.Spec,
+				Since: w.Since, Retry: w.Retry, Error: w.Error})
 		}
-		s.mu.Unlock()
 	}
 
 	pool.Lock()
@@ -103,14 +100,14 @@ func Listeners(kernelConns bool) ([]ListenerInfo, []WaitingInfo) {
 		li := &socks[i]
 		for _, mv := range byKey[memberKey{li.NamespaceID, li.Network, li.Address}] {
 			li.Sets = append(li.Sets, mv.set)
-			li.Accepted += mv.stats.accepted.Load()
-			li.Errors += mv.stats.errors.Load()
-			li.PacketsIn += mv.stats.packetsIn.Load()
-			li.PacketsOut += mv.stats.packetsOut.Load()
-			li.BytesIn += mv.stats.bytesIn.Load()
-			li.BytesOut += mv.stats.bytesOut.Load()
-			if s := mv.m.set; s.stream {
-				li.OpenConns = max(li.OpenConns, 0) + mv.m.openConns()
+			li.Accepted += mv.m.Accepted
+			li.Errors += mv.m.Errors
+			li.PacketsIn += mv.m.PacketsIn
+			li.PacketsOut += mv.m.PacketsOut
+			li.BytesIn += mv.m.BytesIn
+			li.BytesOut += mv.m.BytesOut
+			if mv.m.OpenConns >= 0 {
+				li.OpenConns = max(li.OpenConns, 0) + mv.m.OpenConns
 			}
 		}
 		if kernelConns && isTCP(li.Network) {
@@ -136,9 +133,6 @@ func Listeners(kernelConns bool) ([]ListenerInfo, []WaitingInfo) {
 	return socks, waiting
 }
 
-// address returns the set's listen address, for one port.
-func (s *nsSet) address() string {
-	a := s.addr
-	a.StartPort, a.EndPort = s.port, s.port
-	return a.String()
+func isTCP(network string) bool {
+	return network == "tcp" || network == "tcp4" || network == "tcp6"
 }

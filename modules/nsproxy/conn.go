@@ -6,6 +6,8 @@ import (
 	"net"
 
 	"github.com/mholt/caddy-l4/layer4"
+
+	"github.com/caddy-netns/caddy-netns/kernel/fanin"
 )
 
 // rawTCP returns the *net.TCPConn directly under cx, and the bytes that
@@ -14,8 +16,13 @@ import (
 // plain TCP connection (TLS terminated, a UDP flow, another wrapper): then
 // the bytes go through cx.
 func rawTCP(cx *layer4.Connection) (*net.TCPConn, []byte, error) {
-	tc, ok := cx.Conn.(*net.TCPConn)
-	if !ok {
+	var tc *net.TCPConn
+	switch c := cx.Conn.(type) {
+	case *net.TCPConn:
+		tc = c
+	case *fanin.Conn: // from a namespace set: the socket is its TCPConn
+		tc = c.TCPConn
+	default:
 		return nil, nil, nil
 	}
 	pending := cx.MatchingBytes()

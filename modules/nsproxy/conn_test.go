@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-netns/caddy-netns/internal/testenv/nstest"
+	"github.com/caddy-netns/caddy-netns/kernel/fanin"
 )
 
 // rawTCP finds the *net.TCPConn under a layer4 connection (so io.Copy can
@@ -38,5 +39,16 @@ func TestRawTCPKeepsPrefetchedBytes(t *testing.T) {
 	defer p2.Close()
 	if tc, _, _ := rawTCP(layer4.WrapConnection(p1, nil, zap.NewNop())); tc != nil {
 		t.Fatal("rawTCP of a pipe")
+	}
+}
+
+// A connection from a namespace set is a *fanin.Conn: rawTCP finds the
+// *net.TCPConn in it, so the proxy still splices.
+func TestRawTCPOfFanInConn(t *testing.T) {
+	_, s := nstest.TCPPair(t)
+	cx := layer4.WrapConnection(&fanin.Conn{TCPConn: s}, nil, zap.NewNop())
+	tc, _, err := rawTCP(cx)
+	if err != nil || tc != s {
+		t.Fatalf("rawTCP of a *fanin.Conn: %v, %v; want its *net.TCPConn", tc, err)
 	}
 }
