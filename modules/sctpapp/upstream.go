@@ -26,7 +26,15 @@ type Upstream struct {
 	// resulting namespace is opened. Required: at least one.
 	Dial []string `json:"dial,omitempty"`
 
-	targets []target
+	// MaxAssociations is how many associations each target of this
+	// upstream (each dial address, and with placeholders each namespace
+	// and address it resolves to) may have open at once; a target at the
+	// limit is skipped for the next one. Default: 0 (no limit).
+	MaxAssociations int `json:"max_associations,omitempty"`
+
+	targets  []target
+	states   []*state // of targets without placeholders; nil for the others
+	released bool     // states were released (Cleanup)
 }
 
 // target is a parsed dial address.
