@@ -52,7 +52,10 @@ type Server struct {
 	// own network namespace, or netns/<namespace>/sctp/<host>:<port>
 	// inside a network namespace (a name under /var/run/netns or an
 	// absolute path). An empty host listens on all addresses; a port
-	// range listens on each port. Required: at least one.
+	// range listens on each port. Several IPv4 addresses joined by commas
+	// make one multi-homed endpoint (sctp_bindx):
+	// netns/ns1/sctp/10.0.0.1,10.0.1.1:38412; peers are told all of them
+	// and fail over between them. Required: at least one.
 	Listen []string `json:"listen,omitempty"`
 
 	// Routes handle the associations: the first route whose matchers
