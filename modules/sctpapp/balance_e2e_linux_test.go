@@ -372,3 +372,36 @@ func TestAssociationsAdmin(t *testing.T) {
 		}
 	}
 }
+
+// Health is kept per resolved target: with an upstream address that names
+// the arrival namespace, one tenant's failing core marks only that
+// tenant's target down, and another tenant's core at the same address in
+// its own namespace keeps taking associations.
+func TestProxyHealthPerTenant(t *testing.T) {
+	a := requireGuestSetup(t)
+	nsA, nsB, nsU := sctptest.NewNetns(t, ""), sctptest.NewNetns(t, ""), sctptest.NewNetns(t, "")
+	badA := listenAt(t, nsA, "127.0.0.1:0", aborter)
+	_, port, _ := net.SplitHostPort(badA.addr)
+	goodB := listenAt(t, nsB, badA.addr, ppidShifter(1000)) // the same address in B
+	fallback := listenAt(t, nsU, "127.0.0.1:0", ppidShifter(2000))
+	passive := `"health_checks":{"passive":{"fail_duration":"1m","abort_within":"1m"}},`
+	server := fmt.Sprintf(`{"listen":[%q,%q],"routes":[{"handle":[{"handler":"proxy","dial_timeout":"20s",%s"upstreams":[{"dial":[%q]},{"dial":[%q]}]}]}]}`,
+		nsListen(nsA, "127.0.0.1:38412"), nsListen(nsB, "127.0.0.1:38412"), passive,
+		"netns/{sctp.netns.name}/sctp/127.0.0.1:"+port, nsDial(nsU, fallback.addr))
+	a.mustLoad(t, a.sctpConfig(map[string]string{"tenants": server}, ""))
+
+	if _, err := answeredBy(t, mustDial(t, nsA, "127.0.0.1:38412")); !errors.Is(err, sctpnet.ErrAborted) {
+		t.Fatalf("tenant A's first association: %v, want the abort of A's core", err)
+	}
+	for i := range 2 {
+		if shift, err := answeredBy(t, mustDial(t, nsB, "127.0.0.1:38412")); err != nil || shift != 1000 {
+			t.Fatalf("tenant B association %d: shift %d, %v; want B's own core (1000): A's failure marked B's target down", i, shift, err)
+		}
+		if shift, err := answeredBy(t, mustDial(t, nsA, "127.0.0.1:38412")); err != nil || shift != 2000 {
+			t.Fatalf("tenant A association %d: shift %d, %v; want the fallback (2000) while A's core is down", i, shift, err)
+		}
+	}
+	if n, m := badA.accepted.Load(), goodB.accepted.Load(); n != 1 || m != 2 {
+		t.Errorf("A's core got %d associations (want 1), B's %d (want 2)", n, m)
+	}
+}
