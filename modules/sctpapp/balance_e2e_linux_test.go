@@ -110,7 +110,8 @@ func metric(t *testing.T, a *admin, series string) float64 {
 }
 
 // Round robin spreads associations over the upstreams one by one;
-// least_associations sends each new association to the least busy one.
+// least_associations sends each new association to the least busy one;
+// client_ip_hash keeps a client address on one upstream.
 func TestProxyRoundRobin(t *testing.T) {
 	a := requireGuestSetup(t)
 	nsC, nsU := sctptest.NewNetns(t, ""), sctptest.NewNetns(t, "")
@@ -137,6 +138,24 @@ func TestProxyRoundRobin(t *testing.T) {
 			}
 		})
 	}
+	// client_ip_hash: every association of one client address goes to the
+	// same upstream.
+	t.Run("client_ip_hash", func(t *testing.T) {
+		a.mustLoad(t, a.sctpConfig(map[string]string{
+			"rr": balancedServer(nsListen(nsC, "127.0.0.1:38412"), `"load_balancing":{"selection":"client_ip_hash"},`, dials...),
+		}, ""))
+		tally := map[uint32]int{}
+		for i := range 4 {
+			shift, err := answeredBy(t, mustDial(t, nsC, "127.0.0.1:38412"))
+			if err != nil {
+				t.Fatalf("association %d: %v", i, err)
+			}
+			tally[shift]++
+		}
+		if len(tally) != 1 {
+			t.Errorf("4 associations from one address went to upstreams %v (by PPID shift), want one", tally)
+		}
+	})
 }
 
 // Passive health checks: an upstream that aborts an association soon
