@@ -57,8 +57,15 @@ func listenAt(t *testing.T, ns *sctptest.Netns, addr string, serve func(*sctpnet
 	return u
 }
 
-// aborter aborts every association at once.
-func aborter(c *sctpnet.Conn) { c.Abort(); c.Close() }
+// aborter aborts every association when its first message arrives (an
+// abort right after the accept can reach the proxy before its connect has
+// completed, which makes it a failed dial instead).
+func aborter(c *sctpnet.Conn) {
+	c.SetReadDeadline(time.Now().Add(time.Minute))
+	c.ReadMessage(nil)
+	c.Abort()
+	c.Close()
+}
 
 // answeredBy sends one message with PPID 5 on c and returns the PPID shift
 // of the answer, which names the ppidShifter upstream that answered.
