@@ -65,7 +65,8 @@ func ipNetwork(network string) (string, error) {
 	return "", fmt.Errorf("unknown network %q (want sctp, sctp4 or sctp6)", network)
 }
 
-// splitHostsPort splits "h1/h2:port"; IPv6 hosts must be in brackets.
+// splitHostsPort splits "h1/h2:port" or "h1,h2:port"; IPv6 hosts must be
+// in brackets, each or all together ("[a,b]:port").
 func splitHostsPort(address string) ([]string, int, error) {
 	i := strings.LastIndexByte(address, ':')
 	if i < 0 {
@@ -79,11 +80,15 @@ func splitHostsPort(address string) ([]string, int, error) {
 	if host == "" {
 		return nil, int(port), nil
 	}
+	bracketed := false
+	if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") && strings.Count(host, "[") == 1 {
+		host, bracketed = host[1:len(host)-1], true // [fd00::1] or [fd00::1,fd00::2]
+	}
 	var hosts []string
-	for _, h := range strings.Split(host, "/") {
+	for _, h := range strings.Split(strings.ReplaceAll(host, ",", "/"), "/") {
 		if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
 			h = h[1 : len(h)-1]
-		} else if strings.ContainsAny(h, ":[]") {
+		} else if strings.ContainsAny(h, "[]") || (!bracketed && strings.Contains(h, ":")) {
 			return nil, 0, fmt.Errorf("IPv6 address %q must be in brackets", h)
 		}
 		if h == "" {

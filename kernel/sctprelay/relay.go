@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/caddy-netns/caddy-netns/kernel/sctpnet"
@@ -33,6 +34,31 @@ type Stats struct {
 	Bytes    int64
 }
 
+// Counters count what went one way while a relay runs; they may be read
+// at any time.
+type Counters struct {
+	Messages atomic.Int64
+	Bytes    atomic.Int64
+}
+
+// Stats returns the counts so far.
+func (c *Counters) Stats() Stats { return Stats{Messages: c.Messages.Load(), Bytes: c.Bytes.Load()} }
+
+// Live counts a relay's messages each way as they are forwarded.
+type Live struct {
+	AToB, BToA Counters
+}
+
+// Side names one of the two associations of a relay.
+type Side int
+
+// The sides of a relay: none, the first association (a), the second (b).
+const (
+	SideNone Side = iota
+	SideA
+	SideB
+)
+
 // Result says how a Relay ended.
 type Result struct {
 	// AToB and BToA count the messages forwarded each way.
@@ -42,36 +68,45 @@ type Result struct {
 	// sctpnet.ErrAborted when a peer aborted), a message too large, or a
 	// write the other side refused.
 	Err error
+	// Failed is the association whose read or write gave Err: SideNone
+	// when Err is nil.
+	Failed Side
 }
 
 // Relay forwards messages between a and b in both directions until both
 // associations have ended, then closes both. A graceful end of one
 // (io.EOF from its reads) shuts the other down gracefully; an abort of
 // one, or any error forwarding, aborts both.
-func Relay(a, b *sctpnet.Conn) Result {
+func Relay(a, b *sctpnet.Conn) Result { return RelayLive(a, b, nil) }
+
+// RelayLive is Relay counting into live (nil: a private one) as it goes.
+func RelayLive(a, b *sctpnet.Conn, live *Live) Result {
 	var (
 		res  Result
 		wg   sync.WaitGroup
 		once sync.Once
 	)
-	fail := func(err error) { once.Do(func() { res.Err = err }) }
+	if live == nil {
+		live = new(Live)
+	}
+	fail := func(side Side, err error) { once.Do(func() { res.Err, res.Failed = err, side }) }
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		res.AToB = forward(b, a, fail)
+		forward(b, a, SideB, SideA, &live.AToB, fail)
 	}()
-	res.BToA = forward(a, b, fail)
+	forward(a, b, SideA, SideB, &live.BToA, fail)
 	wg.Wait()
 	a.Close()
 	b.Close()
+	res.AToB, res.BToA = live.AToB.Stats(), live.BToA.Stats()
 	return res
 }
 
 // forward copies messages from src to dst until src ends, and passes the
 // way it ended on to dst.
-func forward(dst, src *sctpnet.Conn, fail func(error)) Stats {
+func forward(dst, src *sctpnet.Conn, dstSide, srcSide Side, st *Counters, fail func(Side, error)) {
 	var (
-		st       Stats
 		msg      [][]byte
 		draining bool // dst refuses data because it is shutting down
 	)
@@ -86,11 +121,11 @@ func forward(dst, src *sctpnet.Conn, fail func(error)) Stats {
 				// finds the association gone, which is fine.
 				_ = dst.Shutdown()
 			default:
-				fail(err)
+				fail(srcSide, err)
 				_ = dst.Abort()
 				_ = src.Abort()
 			}
-			return st
+			return
 		}
 		if draining {
 			msg = sctpnet.ReleasePieces(msg)
@@ -102,17 +137,17 @@ func forward(dst, src *sctpnet.Conn, fail func(error)) Stats {
 		msg = sctpnet.ReleasePieces(msg)
 		switch {
 		case err == nil:
-			st.Messages++
-			st.Bytes += int64(n)
+			st.Messages.Add(1)
+			st.Bytes.Add(int64(n))
 		case errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ESHUTDOWN):
 			// dst is being shut down: its reader will see the end
 			// and shut src down; until then, drop what src sends.
 			draining = true
 		default:
-			fail(fmt.Errorf("forwarding a message of %d bytes on stream %d: %w", size, info.Stream, err))
+			fail(dstSide, fmt.Errorf("forwarding a message of %d bytes on stream %d: %w", size, info.Stream, err))
 			_ = dst.Abort()
 			_ = src.Abort()
-			return st
+			return
 		}
 	}
 }

@@ -116,8 +116,42 @@ func TestRelay(t *testing.T) {
 		if _, _, err := read(t, client); !errors.Is(err, sctpnet.ErrAborted) {
 			t.Errorf("client read %v, want an abort", err)
 		}
-		if r := wait(t, res); !errors.Is(r.Err, sctpnet.ErrAborted) {
-			t.Errorf("result error %v, want an abort", r.Err)
+		if r := wait(t, res); !errors.Is(r.Err, sctpnet.ErrAborted) || r.Failed != sctprelay.SideB {
+			t.Errorf("result error %v on side %d, want an abort on side b (%d)", r.Err, r.Failed, sctprelay.SideB)
+		}
+	})
+
+	t.Run("an abort by the client is side a's", func(t *testing.T) {
+		client, server, res := relayed(t)
+		client.Abort()
+		if _, _, err := read(t, server); !errors.Is(err, sctpnet.ErrAborted) {
+			t.Errorf("server read %v, want an abort", err)
+		}
+		if r := wait(t, res); !errors.Is(r.Err, sctpnet.ErrAborted) || r.Failed != sctprelay.SideA {
+			t.Errorf("result error %v on side %d, want an abort on side a (%d)", r.Err, r.Failed, sctprelay.SideA)
+		}
+	})
+
+	t.Run("live counters", func(t *testing.T) {
+		client, a := pair(t)
+		b, server := pair(t)
+		live := new(sctprelay.Live)
+		res := make(chan sctprelay.Result, 1)
+		go func() { res <- sctprelay.RelayLive(a, b, live) }()
+		for range 3 {
+			if _, err := client.WriteMsg([]byte("four"), sctpnet.Info{Stream: 1}); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := read(t, server); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if st := live.AToB.Stats(); st.Messages != 3 || st.Bytes != 12 {
+			t.Errorf("while relaying: a to b %+v, want 3 messages, 12 bytes", st)
+		}
+		client.Shutdown()
+		if r := wait(t, res); r.AToB != live.AToB.Stats() || r.Failed != sctprelay.SideNone {
+			t.Errorf("result %+v, live %+v", r, live.AToB.Stats())
 		}
 	})
 }

@@ -52,7 +52,10 @@ type Server struct {
 	// own network namespace, or netns/<namespace>/sctp/<host>:<port>
 	// inside a network namespace (a name under /var/run/netns or an
 	// absolute path). An empty host listens on all addresses; a port
-	// range listens on each port. Required: at least one.
+	// range listens on each port. Several IPv4 addresses joined by commas
+	// make one multi-homed endpoint (sctp_bindx):
+	// netns/ns1/sctp/10.0.0.1,10.0.1.1:38412; peers are told all of them
+	// and fail over between them. Required: at least one.
 	Listen []string `json:"listen,omitempty"`
 
 	// Routes handle the associations: the first route whose matchers
@@ -330,9 +333,12 @@ func (s *Server) handle(c *sctpnet.Conn, log *zap.Logger) {
 	if err := s.tune(c); err != nil {
 		log.Warn("tuning the association", zap.Error(err))
 	}
-	h, a, err := s.route(c)
+	a := &Association{Conn: c}
+	a.entry = track(s.name, a)
+	h, err := s.route(a)
 	if err != nil {
 		_ = c.Abort()
+		a.entry.end(true)
 		log.Debug("association not routed: aborted", zap.Error(err))
 		return
 	}
@@ -342,6 +348,7 @@ func (s *Server) handle(c *sctpnet.Conn, log *zap.Logger) {
 		err = h.HandleSCTP(c)
 	}
 	_ = c.Close()
+	a.entry.end(err != nil)
 	if errors.Is(err, sctpnet.ErrMessageTooLarge) {
 		log.Warn("message larger than max_message_size: association aborted",
 			zap.Int("max_message_size", s.MaxMessageSize), zap.Error(err))
@@ -353,21 +360,20 @@ func (s *Server) handle(c *sctpnet.Conn, log *zap.Logger) {
 // errNoRoute is why an association that no route matches is aborted.
 var errNoRoute = errors.New("no route matches")
 
-// route picks the handler of the first route that matches c. A first
+// route picks the handler of the first route that matches a. A first
 // message read for a matcher is held and given back to c for the handler.
-func (s *Server) route(c *sctpnet.Conn) (Handler, *Association, error) {
-	a := &Association{Conn: c}
+func (s *Server) route(a *Association) (Handler, error) {
 	defer a.release()
 	for i, r := range s.Routes {
 		ok, err := r.matches(a)
 		if err != nil {
-			return nil, nil, fmt.Errorf("routes[%d]: %w", i, err)
+			return nil, fmt.Errorf("routes[%d]: %w", i, err)
 		}
 		if ok {
-			return r.handlers[0], a, nil
+			return r.handlers[0], nil
 		}
 	}
-	return nil, nil, errNoRoute
+	return nil, errNoRoute
 }
 
 // tune applies the server's tuning to an accepted association.

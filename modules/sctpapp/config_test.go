@@ -30,6 +30,9 @@ func TestConfigErrors(t *testing.T) {
 		{"server out_streams", `{"listen":["sctp/:38412"],"tuning":{"out_streams":5},"routes":[{"handle":[` + echo + `]}]}`, "tuning: out_streams: applies to upstream dials only"},
 		{"rto order", `{"listen":["sctp/:38412"],"tuning":{"rto_min":"2s","rto_max":"1s"},"routes":[{"handle":[` + echo + `]}]}`, "tuning: rto_min 2s is above rto_max 1s"},
 		{"sack delay", `{"listen":["sctp/:38412"],"routes":[{"handle":[{"handler":"proxy","tuning":{"sack_delay":"1s"},"upstreams":[{"dial":["sctp/127.0.0.1:1"]}]}]}]}`, "tuning: sack_delay: 1s is above 500ms"},
+		{"selection", `{"listen":["sctp/:38412"],"routes":[{"handle":[{"handler":"proxy","load_balancing":{"selection":"fastest"},"upstreams":[{"dial":["sctp/127.0.0.1:1"]}]}]}]}`, `load_balancing: selection: unknown policy "fastest"`},
+		{"max_associations", `{"listen":["sctp/:38412"],"routes":[{"handle":[{"handler":"proxy","upstreams":[{"dial":["sctp/127.0.0.1:1"],"max_associations":-1}]}]}]}`, "upstreams[0].max_associations: -1 is negative"},
+		{"health interval", `{"listen":["sctp/:38412"],"routes":[{"handle":[{"handler":"proxy","health_checks":{"active":{"interval":-1}},"upstreams":[{"dial":["sctp/127.0.0.1:1"]}]}]}]}`, "health_checks: active: interval"},
 		{"upstream name in netns", `{"listen":["sctp/:38412"],"routes":[{"handle":[` + proxy("netns/ns2/sctp/amf.example:38412") + `]}]}`, "must be an IP address"},
 	} {
 		err := a.load(a.sctpConfig(map[string]string{"n2": tc.server}, ""))

@@ -38,6 +38,7 @@ type Association struct {
 	firstInfo  sctpnet.Info
 	firstErr   error
 	firstTaken bool
+	entry      *entry // in the registry of live associations
 }
 
 // Arrival is the network namespace the association arrived in, asked of

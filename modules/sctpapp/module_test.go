@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
 
@@ -22,6 +23,11 @@ func TestParseTarget(t *testing.T) {
 		{in: "netns/ns2/sctp/10.0.0.2:38412", ns: "ns2", network: "sctp", hostport: "10.0.0.2:38412"},
 		{in: "netns//run/netns/x/sctp/10.0.0.2:1", ns: "/run/netns/x", network: "sctp", hostport: "10.0.0.2:1"},
 		{in: "netns/[ns2/sctp6/fd00::2]:38412", ns: "ns2", network: "sctp6", hostport: "[fd00::2]:38412"},
+		{in: "sctp/10.0.0.1,10.0.1.1:38412", network: "sctp", hostport: "10.0.0.1/10.0.1.1:38412"},
+		{in: "netns/ns2/sctp/10.0.0.2,10.0.1.2:38412", ns: "ns2", network: "sctp", hostport: "10.0.0.2/10.0.1.2:38412"},
+		{in: "netns/[ns2/sctp6/fd00::2,fd00:1::2]:38412", ns: "ns2", network: "sctp6", hostport: "[fd00::2]/[fd00:1::2]:38412"},
+		{in: "netns/ns2/sctp/10.0.0.2,core.example:38412", err: `host "core.example" of a multi-homed upstream must be an IP address`},
+		{in: "netns/ns2/sctp/10.0.0.2,:38412", err: `host "" of a multi-homed upstream`},
 		{in: "127.0.0.1:38412", err: "missing network"},
 		{in: "tcp/127.0.0.1:38412", err: `network "tcp" is not SCTP`},
 		{in: "netns/ns2/tcp/10.0.0.2:80", err: `network "tcp" is not SCTP`},
@@ -168,5 +174,112 @@ func TestProxyCaddyfile(t *testing.T) {
 	}
 	if time.Duration(p.DialTimeout) != 2*time.Second {
 		t.Errorf("dial_timeout %v", p.DialTimeout)
+	}
+}
+
+func TestProxyBalancingCaddyfile(t *testing.T) {
+	p := new(Proxy)
+	d := caddyfile.NewTestDispenser(`proxy {
+	upstream sctp/127.0.0.1:3 {
+		max_associations 2
+	}
+	upstream sctp/127.0.0.1:4
+	lb_policy round_robin
+	fail_duration 30s
+	max_fails 2
+	abort_within 1s
+	health_interval 10s
+	health_timeout 2s
+	health_fails 3
+	health_passes 2
+}`)
+	if err := p.UnmarshalCaddyfile(d); err != nil {
+		t.Fatal(err)
+	}
+	got, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"upstreams":[{"dial":["sctp/127.0.0.1:3"],"max_associations":2},{"dial":["sctp/127.0.0.1:4"]}],` +
+		`"load_balancing":{"selection":"round_robin"},"health_checks":{"active":{"interval":10000000000,"timeout":2000000000,"fails":3,"passes":2},` +
+		`"passive":{"fail_duration":30000000000,"max_fails":2,"abort_within":1000000000}}}`
+	if string(got) != want {
+		t.Errorf("proxy\n%s\nwant\n%s", got, want)
+	}
+	for _, tc := range []struct{ in, err string }{
+		{"proxy a {\n lb_policy fastest\n}", `lb_policy: selection: unknown policy "fastest"`},
+		{"proxy a {\n max_fails many\n}", `max_fails "many": want a number`},
+		{"proxy a {\n health_interval often\n}", `health_interval "often"`},
+		{"proxy {\n upstream a {\n weight 2\n }\n}", `unrecognized upstream option "weight"`},
+	} {
+		err := new(Proxy).UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.in))
+		if err == nil || !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("%q: %v; want error with %q", tc.in, err, tc.err)
+		}
+	}
+}
+
+// The selection policies order the available upstreams; upstreams marked
+// down, with failures remembered or at max_associations are left out.
+func TestSelectionOrder(t *testing.T) {
+	mk := func(policy string) (*Proxy, []*ucand) {
+		p := &Proxy{LoadBalancing: &LoadBalancing{Selection: policy},
+			HealthChecks: &HealthChecks{Passive: &PassiveHealthChecks{FailDuration: caddy.Duration(time.Minute), MaxFails: 1}}}
+		var cands []*ucand
+		for i := range 4 {
+			u := &Upstream{Dial: []string{fmt.Sprint(i)}, MaxAssociations: 2}
+			cands = append(cands, &ucand{u: u, targets: []tcand{{st: new(state)}}})
+		}
+		return p, cands
+	}
+	names := func(cs []*ucand) string {
+		var s []string
+		for _, c := range cs {
+			s = append(s, c.u.Dial[0])
+		}
+		return strings.Join(s, " ")
+	}
+	p, cands := mk("")
+	cands[1].targets[0].st.unhealthy.Store(true)
+	cands[2].targets[0].st.fails.Store(1)
+	if got := names(p.order(cands, nil)); got != "0 3" {
+		t.Errorf("first: %q, want 0 3", got)
+	}
+	cands[3].targets[0].st.assocs.Store(2)
+	if got := names(p.order(cands, nil)); got != "0" {
+		t.Errorf("first with 3 at max_associations: %q, want 0", got)
+	}
+
+	p, cands = mk(SelectRoundRobin)
+	var firsts []string
+	for range 5 {
+		firsts = append(firsts, p.order(cands, nil)[0].u.Dial[0])
+	}
+	if got := strings.Join(firsts, " "); got != "0 1 2 3 0" {
+		t.Errorf("round_robin firsts: %q, want 0 1 2 3 0", got)
+	}
+	if got := names(p.order(cands, nil)); got != "1 2 3 0" {
+		t.Errorf("round_robin order: %q, want 1 2 3 0", got)
+	}
+
+	p, cands = mk(SelectLeastAssociations)
+	for i, n := range []int32{1, 0, 1, 0} {
+		cands[i].targets[0].st.assocs.Store(n)
+	}
+	if got := names(p.order(cands, nil)); got != "1 3 0 2" {
+		t.Errorf("least_associations: %q, want 1 3 0 2", got)
+	}
+
+	p, cands = mk(SelectRandom)
+	seen := map[string]bool{}
+	for range 200 {
+		o := p.order(cands, nil)
+		if len(o) != 4 {
+			t.Fatalf("random left out upstreams: %q", names(o))
+		}
+		seen[o[0].u.Dial[0]] = true
+	}
+	if len(seen) != 4 {
+		t.Errorf("random: first upstreams %v in 200 orders, want all 4", seen)
 	}
 }

@@ -157,3 +157,18 @@ func linkFlags(name string) (uint32, error) {
 	}
 	return link.Attrs().RawFlags, nil
 }
+
+// LinkDown clears IFF_UP on the named interface of ns, as `ip link set
+// <name> down` would (the guest has no iproute2).
+func (ns *Netns) LinkDown(name string) error {
+	return ns.Do(func() error {
+		link, err := netlink.LinkByName(name)
+		if err != nil {
+			return fmt.Errorf("link %q: %w", name, err)
+		}
+		if err := netlink.LinkSetDown(link); err != nil {
+			return fmt.Errorf("link %q: setting down: %w", name, err)
+		}
+		return nil
+	})
+}
