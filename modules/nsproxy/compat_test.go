@@ -54,11 +54,7 @@ func TestCaddyL4ProxyConfigsLoadUnchanged(t *testing.T) {
 		"gd_handler_proxy.caddytest":             "one address per upstream",
 		"gd_handler_proxy_close_conns.caddytest": "close_if_unhealthy: not supported",
 	}
-	unsupported := map[string]string{
-		"gd_handler_proxy_local_addr.caddytest":                   "local_address",
-		"gd_handler_proxy_local_addr_ipv6_placeholders.caddytest": "local_address",
-		"gd_handler_proxy_local_addr_multiline.caddytest":         "local_address",
-	}
+	unsupported := map[string]string{}
 	// Their matcher modules are left out of this test binary (it would add a
 	// dependency): only the JSON form is checked.
 	jsonOnly := map[string]bool{"gd_matcher_remoteiplist.caddytest": true, "gd_matcher_socks.caddytest": true}
@@ -186,4 +182,14 @@ func sortedKeys(m map[string]any) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// A local_address that is not an address fails the load naming it.
+func TestLocalAddressBad(t *testing.T) {
+	for _, la := range []string{"not-an-ip", "tcp/10.0.0.1", "10.0.0.1:x"} {
+		err := provision(`{"upstreams":[{"dial":["127.0.0.1:9"],"local_address":["` + la + `"]}]}`)
+		if err == nil || !strings.Contains(err.Error(), `local_address "`+la+`"`) {
+			t.Errorf("local_address %q: %v; want an error naming it", la, err)
+		}
+	}
 }

@@ -116,6 +116,7 @@ type check struct {
 	upstream string // the upstream's address as configured
 	t        target
 	st       *state
+	locals   []net.Addr // local_address, as for proxied connections
 }
 
 func (h *Handler) checkAll(ctx context.Context) {
@@ -123,7 +124,7 @@ func (h *Handler) checkAll(ctx context.Context) {
 	var checks []check
 	for _, u := range h.Upstreams {
 		if u.target != nil && u.state != nil {
-			checks = append(checks, check{u.Dial, *u.target, u.state})
+			checks = append(checks, check{u.Dial, *u.target, u.state, u.localsSet})
 		}
 	}
 	checks = append(checks, h.seen.sweep(time.Now())...)
@@ -140,7 +141,7 @@ func (h *Handler) checkAll(ctx context.Context) {
 			}
 			cctx, cancel := context.WithTimeout(ctx, time.Duration(a.Timeout))
 			defer cancel()
-			conn, err := dial(cctx, h.policy, &t)
+			conn, err := dial(cctx, h.policy, &t, c.locals...)
 			if err == nil {
 				_ = conn.Close()
 			}
@@ -183,6 +184,7 @@ type seenTarget struct {
 	t        target
 	st       *state // held while followed
 	last     time.Time
+	locals   []net.Addr // the upstream's local_address without placeholders
 }
 
 // following lists the open seenTargets by the upstream addresses of their
@@ -243,7 +245,11 @@ func (s *seenTargets) note(u *Upstream, t *target, k stateKey, st *state) {
 		s.forget(oldest)
 	}
 	st.hold()
-	s.m[k] = &seenTarget{upstream: u.Dial, t: *t, st: st, last: now}
+	e := &seenTarget{upstream: u.Dial, t: *t, st: st, last: now}
+	if len(u.locals) > 0 && !u.localsDyn {
+		e.locals = u.localsFor(t, nil)
+	}
+	s.m[k] = e
 }
 
 // forget stops following e; s.mu is held.
@@ -282,7 +288,7 @@ func (s *seenTargets) sweep(now time.Time) []check {
 		case gone[e] || now.Sub(e.last) > s.ttl:
 			s.forget(e)
 		default:
-			out = append(out, check{e.upstream, e.t, e.st})
+			out = append(out, check{e.upstream, e.t, e.st, e.locals})
 		}
 	}
 	return out

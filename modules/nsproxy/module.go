@@ -158,6 +158,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			}
 			u.target = t
 			u.state = holdState(keyOf(t))
+			if !u.localsDyn && len(u.locals) > 0 {
+				u.localsSet = u.localsFor(t, nil)
+			}
 		}
 		u.arrival = strings.Contains(u.Dial, "{"+nsmatch.PlaceholderName+"}")
 		u.shadow = &l4proxy.Upstream{Dial: []string{u.Dial}, Weight: u.Weight}
@@ -344,7 +347,7 @@ func (h *Handler) connect(cx *layer4.Connection, log connLog) (cand, net.Conn, e
 			skip[c.u] = true
 			c.st.conns.Add(1)
 			ctx, cancel := context.WithTimeout(h.ctx, time.Duration(h.DialTimeout))
-			up, err := dial(ctx, h.policy, c.t)
+			up, err := dial(ctx, h.policy, c.t, c.locals(cx)...)
 			cancel()
 			if err == nil {
 				chosen = i

@@ -109,22 +109,43 @@ func isUDP(network string) bool { return strings.HasPrefix(network, "udp") }
 // (nsenter.Dial); the connect is waited for in the netpoller, so no thread
 // is held while it is in progress nor afterwards. The namespace is opened
 // only if pol, the config's allow list, allows it. When t.id is set, the
-// namespace ns names now must be that one.
-func dial(ctx context.Context, pol *allow.Policy, t *target) (net.Conn, error) {
-	if t.ns == "" {
-		d := net.Dialer{KeepAlive: -1} // as nsenter.Dial: no keep-alive
+// namespace ns names now must be that one. With local addresses (of the
+// namespace dialed from) the socket is bound to each in turn until a
+// connect succeeds, as caddy-l4 does; without, the kernel picks.
+func dial(ctx context.Context, pol *allow.Policy, t *target, locals ...net.Addr) (net.Conn, error) {
+	var ns *nsenter.Namespace
+	if t.ns != "" {
+		var err error
+		if ns, err = pol.Open(t.ns); err != nil {
+			return nil, err
+		}
+		defer ns.Close()
+		if t.id != (nsenter.ID{}) && ns.ID != t.id {
+			return nil, fmt.Errorf("namespace %q is now %s, not %s where the connection arrived: %w",
+				t.ns, ns.ID, t.id, errNamespaceReplaced)
+		}
+	}
+	if len(locals) == 0 {
+		return dialFrom(ctx, ns, t, nil)
+	}
+	var err error
+	for _, la := range locals {
+		var c net.Conn
+		if c, err = dialFrom(ctx, ns, t, la); err == nil {
+			return c, nil
+		}
+	}
+	return nil, err
+}
+
+// dialFrom connects to t from a socket made in ns (nil: Caddy's own
+// namespace), bound to local if set.
+func dialFrom(ctx context.Context, ns *nsenter.Namespace, t *target, local net.Addr) (net.Conn, error) {
+	if ns == nil {
+		d := net.Dialer{KeepAlive: -1, LocalAddr: local} // as nsenter.Dial: no keep-alive
 		return d.DialContext(ctx, t.network, t.hostport)
 	}
-	ns, err := pol.Open(t.ns)
-	if err != nil {
-		return nil, err
-	}
-	defer ns.Close()
-	if t.id != (nsenter.ID{}) && ns.ID != t.id {
-		return nil, fmt.Errorf("namespace %q is now %s, not %s where the connection arrived: %w",
-			t.ns, ns.ID, t.id, errNamespaceReplaced)
-	}
-	return nsenter.Dial(ctx, ns, t.network, t.hostport)
+	return nsenter.Dialer{LocalAddr: local}.Dial(ctx, ns, t.network, t.hostport)
 }
 
 // errNamespaceReplaced is wrapped by dial errors for a connection whose

@@ -1,0 +1,90 @@
+package nsproxy_test
+
+import (
+	"bufio"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddy-netns/caddy-netns/internal/testenv/e2e"
+	"github.com/caddy-netns/caddy-netns/internal/testenv/nstest"
+)
+
+// sourceBackend answers each connection on addr in ns with the source
+// address it sees, one line.
+func sourceBackend(t *testing.T, ns, addr string) {
+	t.Helper()
+	ln := nstest.Listen(t, ns, "tcp", addr)
+	nstest.AcceptEach(t, ln, func(c net.Conn) {
+		defer c.Close()
+		_, _ = c.Write([]byte(c.RemoteAddr().String() + "\n"))
+	})
+}
+
+// readLine connects in ns to addr and returns the first line it is sent.
+func readLine(t *testing.T, ns, addr string) string {
+	t.Helper()
+	c, err := dialIn(ns, "tcp", addr)
+	if err != nil {
+		t.Fatalf("connecting in %s to %s: %v", ns, addr, err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading from %s in %s: %v", addr, ns, err)
+	}
+	return strings.TrimSpace(line)
+}
+
+// caddy-l4's local_address on an upstream in a namespace: the upstream
+// socket is bound, before it connects, to an address that exists only in
+// the upstream's namespace, and the backend sees that source (port as
+// given, or any). An address of the other family comes first and is
+// skipped, as caddy-l4 does; both the JSON and the Caddyfile form load.
+func TestLocalAddressInNamespace(t *testing.T) {
+	nstest.Require(t)
+	admin := e2e.Start(t)
+	nss := nstest.Add(t, 2)
+	client, back := nss[0], nss[1]
+	nstest.Run(t, "ip", "-n", back, "addr", "add", "10.213.0.7/32", "dev", "lo")
+	sourceBackend(t, back, "127.0.0.1:9000")
+
+	admin.MustLoad(t, layer4JSON(admin, map[string]string{
+		"any": proxyServer([]string{"netns/" + client + "/tcp/127.0.0.1:8000"}, `{"handler": "netns_proxy",
+			"upstreams": [{"dial": ["netns/`+back+`/tcp/127.0.0.1:9000"], "local_address": ["2001:db8::7", "10.213.0.7"]}]}`),
+		"port": proxyServer([]string{"netns/" + client + "/tcp/127.0.0.1:8001"}, `{"handler": "netns_proxy",
+			"upstreams": [{"dial": ["netns/`+back+`/tcp/127.0.0.1:9000"], "local_address": ["10.213.0.7:45123"]}]}`),
+	}), "json")
+	nstest.WaitListening(t, client, "127.0.0.1:8000")
+	for i := range 3 {
+		if got := readLine(t, client, "127.0.0.1:8000"); !strings.HasPrefix(got, "10.213.0.7:") {
+			t.Fatalf("connection %d: backend saw source %q, want 10.213.0.7:<port>", i, got)
+		}
+	}
+	if got := readLine(t, client, "127.0.0.1:8001"); got != "10.213.0.7:45123" {
+		t.Fatalf("backend saw source %q, want 10.213.0.7:45123", got)
+	}
+
+	// caddy-l4's Caddyfile syntax, the proxy directive renamed.
+	admin.MustLoad(t, `{
+	admin `+strings.TrimPrefix(admin.URL, "http://")+`
+	layer4 {
+		netns/`+client+`/tcp/127.0.0.1:8002 {
+			route {
+				netns_proxy {
+					upstream {
+						dial netns/`+back+`/tcp/127.0.0.1:9000
+						local_addr 10.213.0.7
+					}
+				}
+			}
+		}
+	}
+}`, "caddyfile")
+	nstest.WaitListening(t, client, "127.0.0.1:8002")
+	if got := readLine(t, client, "127.0.0.1:8002"); !strings.HasPrefix(got, "10.213.0.7:") {
+		t.Fatalf("Caddyfile form: backend saw source %q, want 10.213.0.7:<port>", got)
+	}
+}
