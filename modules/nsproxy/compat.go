@@ -112,26 +112,6 @@ func (u *Upstream) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// UnmarshalJSON refuses caddy-l4's close_if_unhealthy, which netns_proxy
-// does not support, with an error that says so.
-func (a *ActiveHealthChecks) UnmarshalJSON(b []byte) error {
-	type plain ActiveHealthChecks
-	var aux struct {
-		*plain
-		CloseIfUnhealthy bool `json:"close_if_unhealthy,omitempty"`
-	}
-	aux.plain = (*plain)(a)
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&aux); err != nil {
-		return err
-	}
-	if aux.CloseIfUnhealthy {
-		return errors.New("close_if_unhealthy: not supported by netns_proxy")
-	}
-	return nil
-}
-
 // provisionCompat checks the caddy-l4 options and prepares the upstreams'
 // TLS configs.
 func (h *Handler) provisionCompat(ctx caddy.Context) error {

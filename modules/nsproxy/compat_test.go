@@ -51,8 +51,7 @@ func TestCaddyL4ProxyConfigsLoadUnchanged(t *testing.T) {
 	}
 	files, _ := filepath.Glob(filepath.Join(strings.TrimSpace(string(out)), "integration", "caddyfile_adapt", "*.caddytest"))
 	refused := map[string]string{
-		"gd_handler_proxy.caddytest":             "one address per upstream",
-		"gd_handler_proxy_close_conns.caddytest": "close_if_unhealthy: not supported",
+		"gd_handler_proxy.caddytest": "one address per upstream",
 	}
 	unsupported := map[string]string{}
 	// Their matcher modules are left out of this test binary (it would add a

@@ -56,6 +56,15 @@ type ActiveHealthChecks struct {
 	// Rise is how many consecutive successful checks mark it up again.
 	// Default: 1.
 	Rise int `json:"rise,omitempty"`
+
+	// CloseIfUnhealthy, as caddy-l4's, ends the open proxied connections
+	// of this handler to an upstream target the moment a check marks it
+	// down, instead of letting them run until they close on their own
+	// (failover: clients reconnect and reach a healthy upstream). The
+	// upstream connection is closed, which ends the client's. With
+	// placeholders, only the target marked down (one tenant's) is
+	// affected. Passive checks never close connections. Default: false.
+	CloseIfUnhealthy bool `json:"close_if_unhealthy,omitempty"`
 }
 
 // PassiveHealthChecks remember failed connects. They are counted per
@@ -155,6 +164,12 @@ func (h *Handler) checkAll(ctx context.Context) {
 			if c.st.record(err == nil, a.Rise, a.Fall) {
 				if err != nil {
 					log.Warn("upstream is down", zap.Error(err))
+					// Connections tracked here are those of handlers
+					// with close_if_unhealthy, whichever handler's
+					// check marked the shared target down.
+					if n := c.st.endOpen(); n > 0 {
+						log.Info("closed connections to the unhealthy upstream", zap.Int("connections", n))
+					}
 				} else {
 					log.Info("upstream is up")
 				}
@@ -324,4 +339,12 @@ func namespaceGone(k stateKey, ns string) bool {
 	}
 	id, err := nsenter.StatID(p)
 	return err != nil || id != k.ns
+}
+
+// activeChecks returns the active health checks; nil when there are none.
+func (h *Handler) activeChecks() *ActiveHealthChecks {
+	if h.HealthChecks == nil {
+		return nil
+	}
+	return h.HealthChecks.Active
 }

@@ -2,7 +2,9 @@ package nsproxy_test
 
 import (
 	"bufio"
+	"errors"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -86,5 +88,88 @@ func TestLocalAddressInNamespace(t *testing.T) {
 	nstest.WaitListening(t, client, "127.0.0.1:8002")
 	if got := readLine(t, client, "127.0.0.1:8002"); !strings.HasPrefix(got, "10.213.0.7:") {
 		t.Fatalf("Caddyfile form: backend saw source %q, want 10.213.0.7:<port>", got)
+	}
+}
+
+// echoLines answers each line of every connection on addr in ns with
+// "<tag>: <line>" until the test ends; connections stay open however the
+// listener fares.
+func echoLines(t *testing.T, ns, addr, tag string) net.Listener {
+	t.Helper()
+	ln := nstest.Listen(t, ns, "tcp", addr)
+	nstest.AcceptEach(t, ln, func(c net.Conn) {
+		r := bufio.NewReader(c)
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if _, err := c.Write([]byte(tag + ": " + line)); err != nil {
+				return
+			}
+		}
+	})
+	return ln
+}
+
+// caddy-l4's close_if_unhealthy, in its Caddyfile syntax: when the active
+// check marks the upstream (in a namespace) down, the open connection
+// through the handler that sets it is closed; one through a handler
+// without it, to the same upstream, stays open and keeps working.
+func TestCloseIfUnhealthyInNamespace(t *testing.T) {
+	nstest.Require(t)
+	admin := e2e.Start(t)
+	nss := nstest.Add(t, 2)
+	client, back := nss[0], nss[1]
+	echoLines(t, back, "127.0.0.1:9000", "data")
+	health := echoLines(t, back, "127.0.0.1:9001", "health")
+
+	admin.MustLoad(t, `{
+	admin `+strings.TrimPrefix(admin.URL, "http://")+`
+	layer4 {
+		netns/`+client+`/tcp/127.0.0.1:8000 {
+			route {
+				netns_proxy netns/`+back+`/tcp/127.0.0.1:9000 {
+					health_interval 1s
+					health_port 9001
+					close_if_unhealthy
+				}
+			}
+		}
+		netns/`+client+`/tcp/127.0.0.1:8001 {
+			route {
+				netns_proxy netns/`+back+`/tcp/127.0.0.1:9000 {
+					health_interval 1s
+					health_port 9001
+				}
+			}
+		}
+	}
+}`, "caddyfile")
+	nstest.WaitListening(t, client, "127.0.0.1:8000")
+	nstest.WaitListening(t, client, "127.0.0.1:8001")
+	closing, err := dialIn(client, "tcp", "127.0.0.1:8000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closing.Close()
+	keeping, err := dialIn(client, "tcp", "127.0.0.1:8001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer keeping.Close()
+	for _, c := range []net.Conn{closing, keeping} {
+		if got, err := askOn(c, "before"); got != "data: before" {
+			t.Fatalf("before the upstream is down: %q, %v", got, err)
+		}
+	}
+
+	health.Close() // the next check fails: the upstream is marked down
+	_ = closing.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if n, err := closing.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("connection through the handler with close_if_unhealthy still open 30s after the health port closed (read %d bytes, %v)", n, err)
+	}
+	if got, err := askOn(keeping, "after"); got != "data: after" {
+		t.Fatalf("connection through the handler without close_if_unhealthy: %q, %v; want it open", got, err)
 	}
 }

@@ -223,6 +223,10 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 	defer c.st.conns.Add(-1)
 	raw := up
 	defer func() { h.closeUpstream(raw, up) }()
+	if a := h.activeChecks(); a != nil && a.CloseIfUnhealthy {
+		c.st.track(raw)
+		defer c.st.untrack(raw)
+	}
 	if up, err = h.wrapUpstream(cx, c.u, t, up); err != nil {
 		return fmt.Errorf("netns %q: %w", arrivalName{cx}, err)
 	}
