@@ -72,7 +72,7 @@ type handlerCompat struct {
 }
 
 // UnmarshalJSON takes dial as a string or, as caddy-l4 writes it, an
-// array of one address. Unknown fields are refused, as Caddy does.
+// array of addresses. Unknown fields are refused, as Caddy does.
 func (u *Upstream) UnmarshalJSON(b []byte) error {
 	type plain Upstream
 	var aux struct {
@@ -86,23 +86,21 @@ func (u *Upstream) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	dial := bytes.TrimSpace(aux.Dial)
+	u.Dial, u.dialMore = "", nil
 	switch {
 	case len(dial) == 0 || string(dial) == "null":
-		u.Dial = ""
 	case dial[0] == '[':
 		var list []string
 		if err := json.Unmarshal(dial, &list); err != nil {
 			return fmt.Errorf("dial: %w", err)
 		}
-		switch len(list) {
-		case 0:
-			u.Dial = ""
-		case 1:
-			u.Dial = list[0]
-		default:
-			return fmt.Errorf("dial: %d addresses %q: netns_proxy connects to one address per upstream "+
-				"(caddy-l4 copies the client's bytes to every address of an upstream); write one upstream per address",
-				len(list), list)
+		if len(list) > 0 {
+			u.Dial, u.dialMore = list[0], list[1:]
+		}
+		for i, a := range list {
+			if a == "" {
+				return fmt.Errorf("dial[%d]: empty address", i)
+			}
 		}
 	default:
 		if err := json.Unmarshal(dial, &u.Dial); err != nil {
@@ -110,6 +108,19 @@ func (u *Upstream) UnmarshalJSON(b []byte) error {
 		}
 	}
 	return nil
+}
+
+// MarshalJSON writes dial as a string, or an array when it has several
+// addresses.
+func (u *Upstream) MarshalJSON() ([]byte, error) {
+	type plain Upstream
+	if len(u.dialMore) == 0 {
+		return json.Marshal((*plain)(u))
+	}
+	return json.Marshal(struct {
+		Dial []string `json:"dial"`
+		*plain
+	}{append([]string{u.Dial}, u.dialMore...), (*plain)(u)})
 }
 
 // provisionCompat checks the caddy-l4 options and prepares the upstreams'

@@ -131,9 +131,11 @@ type check struct {
 func (h *Handler) checkAll(ctx context.Context) {
 	a := h.HealthChecks.Active
 	var checks []check
-	for _, u := range h.Upstreams {
-		if u.target != nil && u.state != nil {
-			checks = append(checks, check{u.Dial, *u.target, u.state, u.localsSet})
+	for _, up := range h.Upstreams {
+		for _, u := range append([]*Upstream{up}, up.more...) { // every address of a dial
+			if u.target != nil && u.state != nil {
+				checks = append(checks, check{u.Dial, *u.target, u.state, u.localsSet})
+			}
 		}
 	}
 	checks = append(checks, h.seen.sweep(time.Now())...)

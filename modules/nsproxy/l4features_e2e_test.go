@@ -3,6 +3,7 @@ package nsproxy_test
 import (
 	"bufio"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"strings"
@@ -171,5 +172,104 @@ func TestCloseIfUnhealthyInNamespace(t *testing.T) {
 	}
 	if got, err := askOn(keeping, "after"); got != "data: after" {
 		t.Fatalf("connection through the handler without close_if_unhealthy: %q, %v; want it open", got, err)
+	}
+}
+
+// recorder takes connections on addr in ns, answers nothing, and sends
+// everything each one sent, once it ends, to got.
+func recorder(t *testing.T, ns, addr string) <-chan string {
+	t.Helper()
+	got := make(chan string, 16)
+	ln := nstest.Listen(t, ns, "tcp", addr)
+	nstest.AcceptEach(t, ln, func(c net.Conn) {
+		_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		b, _ := io.ReadAll(c)
+		got <- string(b)
+	})
+	return got
+}
+
+// caddy-l4's dial with several addresses, each in its own namespace: every
+// address is connected to, every one receives the client's bytes, and
+// what each sends back reaches the client (caddy-l4 copies every
+// upstream's replies to the client). In the Caddyfile form (upstream with
+// two addresses) and the JSON form (dial array). When one address cannot
+// be connected to, the upstream fails: the client gets no answer.
+func TestDialSeveralAddressesInNamespaces(t *testing.T) {
+	nstest.Require(t)
+	admin := e2e.Start(t)
+	nss := nstest.Add(t, 3)
+	client, one, two := nss[0], nss[1], nss[2]
+	echoLines(t, one, "127.0.0.1:9000", "one")
+	echoLines(t, two, "127.0.0.1:9000", "two")
+	sink := recorder(t, two, "127.0.0.1:9001")
+
+	admin.MustLoad(t, `{
+	admin `+strings.TrimPrefix(admin.URL, "http://")+`
+	layer4 {
+		netns/`+client+`/tcp/127.0.0.1:8000 {
+			route {
+				netns_proxy {
+					upstream netns/`+one+`/tcp/127.0.0.1:9000 netns/`+two+`/tcp/127.0.0.1:9000
+				}
+			}
+		}
+	}
+}`, "caddyfile")
+	nstest.WaitListening(t, client, "127.0.0.1:8000")
+	c, err := dialIn(client, "tcp", "127.0.0.1:8000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(c)
+	for _, line := range []string{"a", "b"} {
+		if _, err := c.Write([]byte(line + "\n")); err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]bool{}
+		for range 2 {
+			s, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("line %q: answers so far %v: %v", line, got, err)
+			}
+			got[strings.TrimSpace(s)] = true
+		}
+		if !got["one: "+line] || !got["two: "+line] {
+			t.Fatalf("line %q: answers %v; want one from each address", line, got)
+		}
+	}
+
+	// JSON, the second address a sink that records what it got.
+	admin.MustLoad(t, layer4JSON(admin, map[string]string{
+		"mirror": proxyServer([]string{"netns/" + client + "/tcp/127.0.0.1:8001"}, `{"handler": "netns_proxy",
+			"upstreams": [{"dial": ["netns/`+one+`/tcp/127.0.0.1:9000", "netns/`+two+`/tcp/127.0.0.1:9001"]}]}`),
+		"broken": proxyServer([]string{"netns/" + client + "/tcp/127.0.0.1:8002"}, `{"handler": "netns_proxy",
+			"upstreams": [{"dial": ["netns/`+one+`/tcp/127.0.0.1:9000", "netns/`+two+`/tcp/127.0.0.1:9009"]}]}`),
+	}), "json")
+	nstest.WaitListening(t, client, "127.0.0.1:8001")
+	got, err := ask(client, "tcp", "127.0.0.1:8001", "mirrored")
+	if got != "one: mirrored" {
+		t.Fatalf("first address's answer: %q, %v", got, err)
+	}
+	// WaitListening's probe connection reaches the sink too, empty.
+	for deadline := time.After(30 * time.Second); ; {
+		select {
+		case s := <-sink:
+			if s == "" {
+				continue
+			}
+			if s != "mirrored\n" {
+				t.Fatalf("second address received %q, want %q", s, "mirrored\n")
+			}
+		case <-deadline:
+			t.Fatal("second address's connection did not end within 30s of the client's")
+		}
+		break
+	}
+	nstest.WaitListening(t, client, "127.0.0.1:8002")
+	if got, err := ask(client, "tcp", "127.0.0.1:8002", "x"); err == nil {
+		t.Fatalf("upstream with an address that refuses: answered %q; want the connection failed", got)
 	}
 }

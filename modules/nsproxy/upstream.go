@@ -17,7 +17,13 @@ import (
 
 // Upstream is one backend.
 type Upstream struct {
-	// Dial is the address to connect to. Either the listen grammar
+	// Dial is the address to connect to, a string or, as caddy-l4
+	// writes it, an array. With several addresses, as caddy-l4's proxy,
+	// each is connected to for every connection, the client's bytes are
+	// copied to all of them and what each sends back goes to the client;
+	// the upstream is available only while all are (health, limits), and
+	// a failed connect to any of them fails the upstream. Each address is
+	// either the listen grammar
 	// netns/<namespace>/<network>/<ip>:<port> to connect from inside a
 	// network namespace (network tcp, tcp4, tcp6, udp, udp4 or udp6; the
 	// host must be an IP address, since names would be resolved outside
@@ -53,6 +59,12 @@ type Upstream struct {
 	arrival  bool              // Dial has {l4.netns.name}: it may name the arrival namespace
 	shadow   *l4proxy.Upstream // stands for this upstream in caddy-l4 selection policies
 	passive  *PassiveHealthChecks
+
+	// dialMore are the addresses after the first of a dial array, and
+	// more their provisioned upstreams: each is dialed too and gets a copy
+	// of the client's bytes, as caddy-l4 does (mirror.go).
+	dialMore []string
+	more     []*Upstream
 }
 
 func (u *Upstream) String() string { return u.Dial }
