@@ -36,9 +36,10 @@ func init() {
 }
 
 // Handler proxies layer4 connections (TCP and UDP) to upstreams that may be
-// in other network namespaces. Each upstream has one address; for each
-// connection the load balancing policy picks an available upstream, and a
-// failed connect moves on to the next one.
+// in other network namespaces. For each connection the load balancing
+// policy picks an available upstream, and a failed connect moves on to the
+// next one. An upstream with several addresses is connected to at all of
+// them, as caddy-l4's proxy does (mirror.go).
 type Handler struct {
 	// Upstreams are the backends. Required: at least one.
 	Upstreams []*Upstream `json:"upstreams,omitempty"`
