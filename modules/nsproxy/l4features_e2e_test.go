@@ -273,3 +273,81 @@ func TestDialSeveralAddressesInNamespaces(t *testing.T) {
 		t.Fatalf("upstream with an address that refuses: answered %q; want the connection failed", got)
 	}
 }
+
+// Active health checks check every address of a dial with several, and
+// the upstream is available only while all are up (as caddy-l4): with the
+// health port open in the first address's namespace only, connections
+// soon fail, although both data ports accept.
+func TestDialSeveralAddressesHealth(t *testing.T) {
+	nstest.Require(t)
+	admin := e2e.Start(t)
+	nss := nstest.Add(t, 3)
+	client, one, two := nss[0], nss[1], nss[2]
+	echoLines(t, one, "127.0.0.1:9000", "one")
+	echoLines(t, one, "127.0.0.1:9001", "health")
+	echoLines(t, two, "127.0.0.1:9000", "two")
+
+	admin.MustLoad(t, layer4JSON(admin, map[string]string{
+		"mirror": proxyServer([]string{"netns/" + client + "/tcp/127.0.0.1:8000"}, `{"handler": "netns_proxy",
+			"health_checks": {"active": {"port": 9001, "interval": "1s", "timeout": "2s"}},
+			"upstreams": [{"dial": ["netns/`+one+`/tcp/127.0.0.1:9000", "netns/`+two+`/tcp/127.0.0.1:9000"]}]}`),
+	}), "json")
+	nstest.WaitListening(t, client, "127.0.0.1:8000")
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		got, err := ask(client, "tcp", "127.0.0.1:8000", "x")
+		if err != nil {
+			return // marked down: no upstream available
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still answered (%q) 30s after the second address's health port was found closed; want the upstream down", got)
+		}
+	}
+}
+
+// A dial with several UDP addresses, each in its own namespace: each
+// datagram of the client reaches both, and both replies reach the client,
+// as with caddy-l4.
+func TestDialSeveralAddressesUDP(t *testing.T) {
+	nstest.Require(t)
+	admin := e2e.Start(t)
+	nss := nstest.Add(t, 3)
+	client, one, two := nss[0], nss[1], nss[2]
+	startBackend(t, one, "127.0.0.1:9100", "one")
+	startBackend(t, two, "127.0.0.1:9100", "two")
+	admin.MustLoad(t, layer4JSON(admin, map[string]string{
+		"mirror": proxyServer([]string{"netns/" + client + "/udp/127.0.0.1:8100"}, `{"handler": "netns_proxy",
+			"upstreams": [{"dial": ["netns/`+one+`/udp/127.0.0.1:9100", "netns/`+two+`/udp/127.0.0.1:9100"]}]}`),
+	}), "json")
+	// The listener is up once a datagram is answered.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if _, err := ask(client, "udp", "127.0.0.1:8100", "probe"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("UDP listener never answered")
+		}
+	}
+	c, err := dialIn(client, "udp", "127.0.0.1:8100")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, line := range []string{"a", "b"} {
+		if _, err := c.Write([]byte(line + "\n")); err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]bool{}
+		buf := make([]byte, 1500)
+		for len(got) < 2 {
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			n, err := c.Read(buf)
+			if err != nil {
+				t.Fatalf("datagram %q: replies so far %v: %v", line, got, err)
+			}
+			got[strings.TrimSpace(string(buf[:n]))] = true
+		}
+		if !got["one: "+line] || !got["two: "+line] {
+			t.Fatalf("datagram %q: replies %v; want one from each address", line, got)
+		}
+	}
+}
