@@ -3,9 +3,11 @@ package nsproxy_test
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -348,6 +350,71 @@ func TestDialSeveralAddressesUDP(t *testing.T) {
 		}
 		if !got["one: "+line] || !got["two: "+line] {
 			t.Fatalf("datagram %q: replies %v; want one from each address", line, got)
+		}
+	}
+}
+
+// 50 connections through an upstream with two addresses: each line
+// reaches the second address exactly once (none lost, none duplicated,
+// none in another connection's), the client gets the first's answer, and
+// afterwards goroutines and file descriptors are back where they were.
+func TestDialSeveralAddressesCounts(t *testing.T) {
+	nstest.Require(t)
+	admin := e2e.Start(t)
+	nss := nstest.Add(t, 3)
+	client, one, two := nss[0], nss[1], nss[2]
+	echoLines(t, one, "127.0.0.1:9000", "one")
+	sink := recorder(t, two, "127.0.0.1:9001")
+	admin.MustLoad(t, layer4JSON(admin, map[string]string{
+		"mirror": proxyServer([]string{"netns/" + client + "/tcp/127.0.0.1:8001"}, `{"handler": "netns_proxy",
+			"upstreams": [{"dial": ["netns/`+one+`/tcp/127.0.0.1:9000", "netns/`+two+`/tcp/127.0.0.1:9001"]}]}`),
+	}), "json")
+	nstest.WaitListening(t, client, "127.0.0.1:8001")
+	time.Sleep(500 * time.Millisecond)
+	for len(sink) > 0 { // the probe's empty record
+		<-sink
+	}
+	fds0, gor0 := openFDs(t), runtime.NumGoroutine()
+
+	const n = 50
+	wrong := 0
+	for i := range n {
+		line := fmt.Sprint("line ", i)
+		if got, err := ask(client, "tcp", "127.0.0.1:8001", line); got != "one: "+line {
+			wrong++
+			t.Logf("connection %d: %q, %v", i, got, err)
+		}
+	}
+	seen := map[string]int{}
+	for deadline := time.After(30 * time.Second); len(seen) < n; {
+		select {
+		case s := <-sink:
+			seen[s]++
+		case <-deadline:
+			t.Fatalf("the second address got %d of %d connections' bytes within 30s", len(seen), n)
+		}
+	}
+	lost, dup := 0, 0
+	for i := range n {
+		switch seen[fmt.Sprintf("line %d\n", i)] {
+		case 0:
+			lost++
+		case 1:
+		default:
+			dup++
+		}
+	}
+	nstest.Summary(t, "dial with two addresses", "connections", n, wrong+lost+dup)
+	if wrong+lost+dup > 0 || len(seen) != n {
+		t.Fatalf("%d wrong answers, %d lines lost and %d duplicated at the second address, records %v", wrong, lost, dup, seen)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		fds, gor := openFDs(t), runtime.NumGoroutine()
+		if fds <= fds0 && gor <= gor0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %d connections: %d file descriptors (before %d), %d goroutines (before %d)", n, fds, fds0, gor, gor0)
 		}
 	}
 }
