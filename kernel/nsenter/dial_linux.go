@@ -26,6 +26,12 @@ type Dialer struct {
 	// KeepAlive is the TCP keep-alive of the connection. Default: off
 	// (no probes, and no system call to set them).
 	KeepAlive net.KeepAliveConfig
+
+	// LocalAddr, when set, is the address (a *net.TCPAddr or *net.UDPAddr
+	// of the dialed family) the socket is bound to before it connects. The
+	// bind happens on the socket made in the namespace, so the address is
+	// one of that namespace. Default: none (the kernel picks).
+	LocalAddr net.Addr
 }
 
 // Dial connects to address over network (tcp, tcp4, tcp6, udp, udp4, udp6)
@@ -77,6 +83,7 @@ func (d Dialer) Dial(ctx context.Context, n *Namespace, network, address string)
 	if d.KeepAlive.Enable {
 		nd = net.Dialer{KeepAliveConfig: d.KeepAlive}
 	}
+	nd.LocalAddr = d.LocalAddr
 	if n == nil {
 		return nd.DialContext(ctx, fam, address)
 	}
@@ -86,7 +93,7 @@ func (d Dialer) Dial(ctx context.Context, n *Namespace, network, address string)
 	}
 	defer unix.Close(fd)
 	// The dialer makes one socket for a literal address, so this runs
-	// once.
+	// once, before the dialer binds (LocalAddr) and connects.
 	nd.Control = func(_, _ string, c syscall.RawConn) error {
 		var derr error
 		if err := c.Control(func(s uintptr) { derr = unix.Dup3(fd, int(s), unix.O_CLOEXEC) }); err != nil {

@@ -5,6 +5,7 @@ package nsenter_test
 import (
 	"context"
 	"net"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -82,4 +83,52 @@ func sockopt(t *testing.T, c net.Conn, level, opt int) int {
 		t.Fatal(serr)
 	}
 	return v
+}
+
+// Dialer.LocalAddr binds the socket made in the namespace, so an address
+// that exists only there can be the source, over TCP and UDP; from the
+// caller's namespace the same bind fails.
+func TestDialLocalAddr(t *testing.T) {
+	nstest.Require(t)
+	name := nstest.Add(t, 1)[0]
+	nstest.Run(t, "ip", "-n", name, "addr", "add", "10.213.1.7/32", "dev", "lo")
+	ns := open(t, name)
+	ln, err := nsenter.Listen(ns, "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	local := &net.TCPAddr{IP: net.IPv4(10, 213, 1, 7)}
+	c, err := nsenter.Dialer{LocalAddr: local}.Dial(context.Background(), ns, "tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatalf("dial from %s in the namespace: %v", local, err)
+	}
+	defer c.Close()
+	if got := c.LocalAddr().(*net.TCPAddr).IP; !got.Equal(local.IP) {
+		t.Fatalf("source %s, want %s", got, local.IP)
+	}
+	uc, err := nsenter.Dialer{LocalAddr: &net.UDPAddr{IP: local.IP, Port: 40123}}.Dial(context.Background(), ns, "udp", "127.0.0.1:9")
+	if err != nil {
+		t.Fatalf("UDP dial from %s:40123 in the namespace: %v", local.IP, err)
+	}
+	defer uc.Close()
+	if got := uc.LocalAddr().String(); got != "10.213.1.7:40123" {
+		t.Fatalf("UDP source %s, want 10.213.1.7:40123", got)
+	}
+	c2, err := (nsenter.Dialer{LocalAddr: local}).Dial(context.Background(), nil, "tcp", ln.Addr().String())
+	if err == nil {
+		c2.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), "bind") {
+		t.Fatalf("from the caller's namespace, where %s does not exist: %v; want the bind to fail", local.IP, err)
+	}
 }

@@ -53,6 +53,10 @@ func Dial(ctx context.Context, n *Namespace, network, address string) (net.Conn,
 type Dialer struct {
 	// KeepAlive is the TCP keep-alive of the connection. Default: off.
 	KeepAlive net.KeepAliveConfig
+
+	// LocalAddr is the address to bind to before connecting. Default:
+	// none.
+	LocalAddr net.Addr
 }
 
 // Dial is not supported on this platform.

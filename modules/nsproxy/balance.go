@@ -35,7 +35,32 @@ type cand struct {
 	u    *Upstream
 	t    *target
 	st   *state
-	held bool // st was taken for this connection: release it after
+	held bool   // st was taken for this connection: release it after
+	more []cand // the upstream's other addresses (dial with several)
+}
+
+// available tells whether c may be selected now: with several addresses,
+// all of them must be, as in caddy-l4.
+func (c *cand) available() bool {
+	if !c.u.available(c.st) {
+		return false
+	}
+	for i := range c.more {
+		if !c.more[i].u.available(c.more[i].st) {
+			return false
+		}
+	}
+	return true
+}
+
+// release returns the states held for this connection.
+func (c *cand) release() {
+	if c.held {
+		c.st.release()
+	}
+	for i := range c.more {
+		c.more[i].release()
+	}
 }
 
 // pick chooses an available candidate that is not in skip and returns its
@@ -49,14 +74,14 @@ type cand struct {
 // there is nothing to choose.
 func (h *Handler) pick(cx *layer4.Connection, all []cand, skip map[*Upstream]bool) int {
 	if len(all) == 1 {
-		if c := &all[0]; !skip[c.u] && c.u.available(c.st) {
+		if c := &all[0]; !skip[c.u] && c.available() {
 			return 0
 		}
 		return -1
 	}
 	cands := make([]int, 0, len(all))
 	for i := range all {
-		if c := &all[i]; !skip[c.u] && c.u.available(c.st) {
+		if c := &all[i]; !skip[c.u] && c.available() {
 			cands = append(cands, i)
 		}
 	}

@@ -21,6 +21,7 @@ import (
 //		health_timeout <duration>
 //		health_fall <int>
 //		health_rise <int>
+//		close_if_unhealthy
 //
 //		fail_duration <duration>
 //		max_fails <int>
@@ -32,14 +33,16 @@ import (
 //
 //		proxy_protocol <v1|v2>
 //
-//		upstream [<address>] {
-//			dial <address>
+//		upstream [<addresses...>] {
+//			dial <addresses...>
+//			local_addr <ip[:port]...>
+//			resolver_preference <ipv4_only|ipv6_only|ipv4_first|ipv6_first>
 //			max_connections <int>
 //			weight <int>
 //			tls
 //			tls_<option> ...
 //		}
-//		upstream <address>
+//		upstream <addresses...>
 //
 //		# netns_proxy's own
 //		dial_timeout <duration>
@@ -49,7 +52,9 @@ import (
 //	}
 //
 // An address is netns/<namespace>/<network>/<ip>:<port> or
-// [<network>/]<host>:<port>; placeholders are allowed.
+// [<network>/]<host>:<port>; placeholders are allowed. Several addresses
+// in one upstream are all connected to, as caddy-l4 does (see
+// Upstream.Dial).
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // handler name
 	seg := d.NextSegment()

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -37,11 +38,20 @@ type upstreamCompat struct {
 	// Default: empty.
 	ResolverPreference string `json:"resolver_preference,omitempty"`
 
-	// LocalAddrs is caddy-l4's local_address, which netns_proxy does not
-	// support: a config that sets it fails to load. Default: none.
+	// LocalAddrs are source addresses, <ip> or <ip>:<port>, to bind the
+	// upstream socket to before it connects, as caddy-l4's local_address:
+	// those of the destination's family are tried in order until a
+	// connect succeeds; when none is of that family (or all are empty
+	// after placeholders are replaced) the kernel picks. For a netns
+	// upstream the addresses are those of the upstream's namespace, where
+	// the socket is made. Placeholders are allowed. Default: none (the
+	// kernel picks).
 	LocalAddrs []string `json:"local_address,omitempty"`
 
 	tlsConfig *tls.Config
+	locals    []string   // LocalAddrs with known placeholders replaced
+	localsSet []net.Addr // for a static target and locals without placeholders
+	localsDyn bool       // locals have placeholders
 }
 
 // handlerCompat holds the handler options of caddy-l4's proxy beyond
@@ -62,7 +72,7 @@ type handlerCompat struct {
 }
 
 // UnmarshalJSON takes dial as a string or, as caddy-l4 writes it, an
-// array of one address. Unknown fields are refused, as Caddy does.
+// array of addresses. Unknown fields are refused, as Caddy does.
 func (u *Upstream) UnmarshalJSON(b []byte) error {
 	type plain Upstream
 	var aux struct {
@@ -76,23 +86,21 @@ func (u *Upstream) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	dial := bytes.TrimSpace(aux.Dial)
+	u.Dial, u.dialMore = "", nil
 	switch {
 	case len(dial) == 0 || string(dial) == "null":
-		u.Dial = ""
 	case dial[0] == '[':
 		var list []string
 		if err := json.Unmarshal(dial, &list); err != nil {
 			return fmt.Errorf("dial: %w", err)
 		}
-		switch len(list) {
-		case 0:
-			u.Dial = ""
-		case 1:
-			u.Dial = list[0]
-		default:
-			return fmt.Errorf("dial: %d addresses %q: netns_proxy connects to one address per upstream "+
-				"(caddy-l4 copies the client's bytes to every address of an upstream); write one upstream per address",
-				len(list), list)
+		if len(list) > 0 {
+			u.Dial, u.dialMore = list[0], list[1:]
+		}
+		for i, a := range list {
+			if a == "" {
+				return fmt.Errorf("dial[%d]: empty address", i)
+			}
 		}
 	default:
 		if err := json.Unmarshal(dial, &u.Dial); err != nil {
@@ -102,24 +110,17 @@ func (u *Upstream) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// UnmarshalJSON refuses caddy-l4's close_if_unhealthy, which netns_proxy
-// does not support, with an error that says so.
-func (a *ActiveHealthChecks) UnmarshalJSON(b []byte) error {
-	type plain ActiveHealthChecks
-	var aux struct {
+// MarshalJSON writes dial as a string, or an array when it has several
+// addresses.
+func (u *Upstream) MarshalJSON() ([]byte, error) {
+	type plain Upstream
+	if len(u.dialMore) == 0 {
+		return json.Marshal((*plain)(u))
+	}
+	return json.Marshal(struct {
+		Dial []string `json:"dial"`
 		*plain
-		CloseIfUnhealthy bool `json:"close_if_unhealthy,omitempty"`
-	}
-	aux.plain = (*plain)(a)
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&aux); err != nil {
-		return err
-	}
-	if aux.CloseIfUnhealthy {
-		return errors.New("close_if_unhealthy: not supported by netns_proxy")
-	}
-	return nil
+	}{append([]string{u.Dial}, u.dialMore...), (*plain)(u)})
 }
 
 // provisionCompat checks the caddy-l4 options and prepares the upstreams'
@@ -142,8 +143,8 @@ func (h *Handler) provisionCompat(ctx caddy.Context) error {
 		default:
 			return fmt.Errorf("upstreams[%d]: resolver_preference %q: want ipv4_only, ipv6_only, ipv4_first or ipv6_first", i, u.ResolverPreference)
 		}
-		if len(u.LocalAddrs) > 0 {
-			return fmt.Errorf("upstreams[%d]: local_address %q: not supported by netns_proxy", i, u.LocalAddrs)
+		if err := u.provisionLocals(); err != nil {
+			return fmt.Errorf("upstreams[%d]: %w", i, err)
 		}
 		if u.TLS != nil {
 			cfg, err := u.TLS.MakeTLSClientConfig(ctx)
@@ -208,4 +209,98 @@ func (h *Handler) wrapUpstream(cx *layer4.Connection, u *Upstream, t *target, up
 		}
 	}
 	return up, nil
+}
+
+// provisionLocals checks local_address and replaces its known
+// placeholders.
+func (u *Upstream) provisionLocals() error {
+	repl := caddy.NewReplacer()
+	u.locals = u.locals[:0]
+	u.localsDyn = false
+	for _, la := range u.LocalAddrs {
+		la = strings.TrimSpace(repl.ReplaceKnown(la, ""))
+		if strings.Contains(la, "{") {
+			u.localsDyn = true
+		} else if la != "" {
+			if _, err := parseLocal(la); err != nil {
+				return fmt.Errorf("local_address %q: %w", la, err)
+			}
+		}
+		u.locals = append(u.locals, la)
+	}
+	return nil
+}
+
+// parseLocal parses a local address, <ip> or <ip>:<port>.
+func parseLocal(s string) (netip.AddrPort, error) {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap, nil
+	}
+	ip, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"))
+	if err != nil {
+		return netip.AddrPort{}, errors.New("want <ip> or <ip>:<port>")
+	}
+	return netip.AddrPortFrom(ip, 0), nil
+}
+
+// localsFor returns the local addresses to bind to when dialing t: those
+// of t's family, in order (all of them when the family is not known
+// before resolving a host name: the dialer then only takes addresses of
+// the local address's family). repl replaces placeholders; nil when the
+// locals have none.
+func (u *Upstream) localsFor(t *target, repl *caddy.Replacer) []net.Addr {
+	fam := 0
+	switch {
+	case strings.HasSuffix(t.network, "4"):
+		fam = 4
+	case strings.HasSuffix(t.network, "6"):
+		fam = 6
+	default:
+		host, _, _ := net.SplitHostPort(t.hostport)
+		if ip, err := netip.ParseAddr(host); err == nil {
+			fam = 6
+			if ip.Unmap().Is4() {
+				fam = 4
+			}
+		}
+	}
+	var out []net.Addr
+	for _, la := range u.locals {
+		if repl != nil && strings.Contains(la, "{") {
+			la = strings.TrimSpace(repl.ReplaceAll(la, ""))
+		}
+		if la == "" {
+			continue
+		}
+		ap, err := parseLocal(la)
+		if err != nil {
+			continue // a placeholder gave no address; as caddy-l4, skipped
+		}
+		ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		if (fam == 4 && !ap.Addr().Is4()) || (fam == 6 && ap.Addr().Is4()) {
+			continue
+		}
+		if isUDP(t.network) {
+			out = append(out, net.UDPAddrFromAddrPort(ap))
+		} else {
+			out = append(out, net.TCPAddrFromAddrPort(ap))
+		}
+	}
+	return out
+}
+
+// locals returns the local addresses to bind the candidate's connection
+// to; none unless local_address is set.
+func (c *cand) locals(cx *layer4.Connection) []net.Addr {
+	u := c.u
+	switch {
+	case len(u.locals) == 0:
+		return nil
+	case c.t == u.target && !u.localsDyn:
+		return u.localsSet
+	case u.localsDyn:
+		return u.localsFor(c.t, cx.Replacer())
+	default:
+		return u.localsFor(c.t, nil)
+	}
 }

@@ -56,6 +56,15 @@ type ActiveHealthChecks struct {
 	// Rise is how many consecutive successful checks mark it up again.
 	// Default: 1.
 	Rise int `json:"rise,omitempty"`
+
+	// CloseIfUnhealthy, as caddy-l4's, ends the open proxied connections
+	// of this handler to an upstream target the moment a check marks it
+	// down, instead of letting them run until they close on their own
+	// (failover: clients reconnect and reach a healthy upstream). The
+	// upstream connection is closed, which ends the client's. With
+	// placeholders, only the target marked down (one tenant's) is
+	// affected. Passive checks never close connections. Default: false.
+	CloseIfUnhealthy bool `json:"close_if_unhealthy,omitempty"`
 }
 
 // PassiveHealthChecks remember failed connects. They are counted per
@@ -116,14 +125,17 @@ type check struct {
 	upstream string // the upstream's address as configured
 	t        target
 	st       *state
+	locals   []net.Addr // local_address, as for proxied connections
 }
 
 func (h *Handler) checkAll(ctx context.Context) {
 	a := h.HealthChecks.Active
 	var checks []check
-	for _, u := range h.Upstreams {
-		if u.target != nil && u.state != nil {
-			checks = append(checks, check{u.Dial, *u.target, u.state})
+	for _, up := range h.Upstreams {
+		for _, u := range append([]*Upstream{up}, up.more...) { // every address of a dial
+			if u.target != nil && u.state != nil {
+				checks = append(checks, check{u.Dial, *u.target, u.state, u.localsSet})
+			}
 		}
 	}
 	checks = append(checks, h.seen.sweep(time.Now())...)
@@ -140,7 +152,7 @@ func (h *Handler) checkAll(ctx context.Context) {
 			}
 			cctx, cancel := context.WithTimeout(ctx, time.Duration(a.Timeout))
 			defer cancel()
-			conn, err := dial(cctx, h.policy, &t)
+			conn, err := dial(cctx, h.policy, &t, c.locals...)
 			if err == nil {
 				_ = conn.Close()
 			}
@@ -154,6 +166,12 @@ func (h *Handler) checkAll(ctx context.Context) {
 			if c.st.record(err == nil, a.Rise, a.Fall) {
 				if err != nil {
 					log.Warn("upstream is down", zap.Error(err))
+					// Connections tracked here are those of handlers
+					// with close_if_unhealthy, whichever handler's
+					// check marked the shared target down.
+					if n := c.st.endOpen(); n > 0 {
+						log.Info("closed connections to the unhealthy upstream", zap.Int("connections", n))
+					}
 				} else {
 					log.Info("upstream is up")
 				}
@@ -183,6 +201,7 @@ type seenTarget struct {
 	t        target
 	st       *state // held while followed
 	last     time.Time
+	locals   []net.Addr // the upstream's local_address without placeholders
 }
 
 // following lists the open seenTargets by the upstream addresses of their
@@ -243,7 +262,11 @@ func (s *seenTargets) note(u *Upstream, t *target, k stateKey, st *state) {
 		s.forget(oldest)
 	}
 	st.hold()
-	s.m[k] = &seenTarget{upstream: u.Dial, t: *t, st: st, last: now}
+	e := &seenTarget{upstream: u.Dial, t: *t, st: st, last: now}
+	if len(u.locals) > 0 && !u.localsDyn {
+		e.locals = u.localsFor(t, nil)
+	}
+	s.m[k] = e
 }
 
 // forget stops following e; s.mu is held.
@@ -282,7 +305,7 @@ func (s *seenTargets) sweep(now time.Time) []check {
 		case gone[e] || now.Sub(e.last) > s.ttl:
 			s.forget(e)
 		default:
-			out = append(out, check{e.upstream, e.t, e.st})
+			out = append(out, check{e.upstream, e.t, e.st, e.locals})
 		}
 	}
 	return out
@@ -318,4 +341,12 @@ func namespaceGone(k stateKey, ns string) bool {
 	}
 	id, err := nsenter.StatID(p)
 	return err != nil || id != k.ns
+}
+
+// activeChecks returns the active health checks; nil when there are none.
+func (h *Handler) activeChecks() *ActiveHealthChecks {
+	if h.HealthChecks == nil {
+		return nil
+	}
+	return h.HealthChecks.Active
 }

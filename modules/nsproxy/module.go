@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,9 +36,10 @@ func init() {
 }
 
 // Handler proxies layer4 connections (TCP and UDP) to upstreams that may be
-// in other network namespaces. Each upstream has one address; for each
-// connection the load balancing policy picks an available upstream, and a
-// failed connect moves on to the next one.
+// in other network namespaces. For each connection the load balancing
+// policy picks an available upstream, and a failed connect moves on to the
+// next one. An upstream with several addresses is connected to at all of
+// them, as caddy-l4's proxy does (mirror.go).
 type Handler struct {
 	// Upstreams are the backends. Required: at least one.
 	Upstreams []*Upstream `json:"upstreams,omitempty"`
@@ -145,25 +147,18 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		if u == nil || u.Dial == "" {
 			return fmt.Errorf("upstreams[%d]: missing dial address", i)
 		}
-		u.Dial = repl.ReplaceKnown(u.Dial, "")
-		if !strings.Contains(u.Dial, "{") {
-			t, err := parseTarget(u.Dial)
-			if err != nil {
-				return fmt.Errorf("upstreams[%d]: %w", i, err)
-			}
-			if t.ns != "" {
-				if err := h.policy.Allows(t.ns); err != nil {
-					return fmt.Errorf("upstreams[%d]: upstream %q: namespace %q: %w", i, u.Dial, t.ns, err)
-				}
-			}
-			u.target = t
-			u.state = holdState(keyOf(t))
+		if err := h.provisionTarget(u, passive, repl); err != nil {
+			return fmt.Errorf("upstreams[%d]: %w", i, err)
 		}
-		u.arrival = strings.Contains(u.Dial, "{"+nsmatch.PlaceholderName+"}")
 		u.shadow = &l4proxy.Upstream{Dial: []string{u.Dial}, Weight: u.Weight}
-		u.passive = passive
-		if passive != nil && u.MaxConnections == 0 {
-			u.MaxConnections = passive.UnhealthyConnectionCount
+		u.more = u.more[:0]
+		for j, addr := range u.dialMore {
+			e := &Upstream{Dial: addr, MaxConnections: u.MaxConnections, Weight: u.Weight, upstreamCompat: u.upstreamCompat}
+			e.localsSet, e.dialMore = nil, nil
+			if err := h.provisionTarget(e, passive, repl); err != nil {
+				return fmt.Errorf("upstreams[%d]: dial[%d]: %w", i, j+1, err)
+			}
+			u.more = append(u.more, e)
 		}
 	}
 
@@ -188,13 +183,46 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	return nil
 }
 
+// provisionTarget parses u's address; a static one gets its target and
+// state.
+func (h *Handler) provisionTarget(u *Upstream, passive *PassiveHealthChecks, repl *caddy.Replacer) error {
+	u.Dial = repl.ReplaceKnown(u.Dial, "")
+	if !strings.Contains(u.Dial, "{") {
+		t, err := parseTarget(u.Dial)
+		if err != nil {
+			return err
+		}
+		if t.ns != "" {
+			if err := h.policy.Allows(t.ns); err != nil {
+				return fmt.Errorf("upstream %q: namespace %q: %w", u.Dial, t.ns, err)
+			}
+		}
+		u.target = t
+		u.state = holdState(keyOf(t))
+		if !u.localsDyn && len(u.locals) > 0 {
+			u.localsSet = u.localsFor(t, nil)
+		}
+	}
+	u.arrival = strings.Contains(u.Dial, "{"+nsmatch.PlaceholderName+"}")
+	u.passive = passive
+	if passive != nil && u.MaxConnections == 0 {
+		u.MaxConnections = passive.UnhealthyConnectionCount
+	}
+	return nil
+}
+
 // Cleanup releases the upstreams' shared state. A connection still being
 // handled keeps using it; it is only no longer shared.
 func (h *Handler) Cleanup() error {
 	for _, u := range h.Upstreams {
-		if u != nil && u.state != nil && !u.released {
-			u.released = true
-			u.state.release()
+		if u == nil {
+			continue
+		}
+		for _, e := range append([]*Upstream{u}, u.more...) {
+			if e.state != nil && !e.released {
+				e.released = true
+				e.state.release()
+			}
 		}
 	}
 	h.seen.close()
@@ -209,21 +237,30 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 	log := connLog{h: h, cx: cx}
 	nsmatch.Provide(cx, log.arrivalUnknown)
 
-	c, up, err := h.connect(cx, log)
+	c, up, more, err := h.connect(cx, log)
 	if err != nil {
 		return fmt.Errorf("netns %q: %s connection from %s: %w", arrivalName{cx}, cx.LocalAddr().Network(), cx.RemoteAddr(), err)
 	}
 	t := c.t
-	if c.held {
-		defer c.st.release()
-	}
+	defer c.release()
 	defer c.st.conns.Add(-1)
+	if len(more) > 0 {
+		rawMore := slices.Clone(more)
+		defer h.closeMore(&c, rawMore, more)
+	}
 	raw := up
 	defer func() { h.closeUpstream(raw, up) }()
+	if a := h.activeChecks(); a != nil && a.CloseIfUnhealthy {
+		c.st.track(raw)
+		defer c.st.untrack(raw)
+	}
 	if up, err = h.wrapUpstream(cx, c.u, t, up); err != nil {
 		return fmt.Errorf("netns %q: %w", arrivalName{cx}, err)
 	}
 	log.t = t
+	if len(more) > 0 {
+		return h.mirror(cx, log, &c, up, more)
+	}
 	debug := log.enabled(zapcore.DebugLevel)
 
 	var start time.Time
@@ -320,15 +357,17 @@ func (a arrivalName) String() string {
 // connect picks upstreams and dials them until one answers: within an
 // attempt every available upstream is tried once; attempts repeat every
 // try_interval for try_duration. The candidate returned has its connection
-// counted and, if held, must be released by the caller.
-func (h *Handler) connect(cx *layer4.Connection, log connLog) (cand, net.Conn, error) {
+// counted and, if held, must be released by the caller. With several
+// addresses (c.more), more holds their connections, in order, each
+// counted likewise.
+func (h *Handler) connect(cx *layer4.Connection, log connLog) (c cand, up net.Conn, more []net.Conn, err error) {
 	var buf [4]cand // on the stack for up to 4 upstreams
 	cands, lastErr := h.resolve(cx, log, buf[:0])
 	chosen := -1
 	defer func() {
 		for i := range cands {
-			if c := &cands[i]; c.held && i != chosen {
-				c.st.release()
+			if i != chosen {
+				cands[i].release()
 			}
 		}
 	}()
@@ -344,27 +383,34 @@ func (h *Handler) connect(cx *layer4.Connection, log connLog) (cand, net.Conn, e
 			skip[c.u] = true
 			c.st.conns.Add(1)
 			ctx, cancel := context.WithTimeout(h.ctx, time.Duration(h.DialTimeout))
-			up, err := dial(ctx, h.policy, c.t)
+			up, err := dial(ctx, h.policy, c.t, c.locals(cx)...)
+			failed := c
+			if err == nil && len(c.more) > 0 {
+				more, failed, err = h.connectMore(ctx, cx, c)
+				if err != nil {
+					_ = up.Close()
+				}
+			}
 			cancel()
 			if err == nil {
 				chosen = i
-				return *c, up, nil
+				return *c, up, more, nil
 			}
 			c.st.conns.Add(-1)
-			lastErr = fmt.Errorf("upstream %s: %w", c.t, err)
-			log.logger().Warn("connecting to upstream failed; trying the next", zap.String("upstream", c.t.String()), zap.Error(err))
-			h.countFailure(c)
+			lastErr = fmt.Errorf("upstream %s: %w", failed.t, err)
+			log.logger().Warn("connecting to upstream failed; trying the next", zap.String("upstream", failed.t.String()), zap.Error(err))
+			h.countFailure(failed)
 		}
 		if lastErr == nil {
 			lastErr = errors.New("no upstream available")
 		}
 		if time.Since(start) >= time.Duration(h.LoadBalancing.TryDuration) {
-			return cand{}, nil, lastErr
+			return cand{}, nil, nil, lastErr
 		}
 		select {
 		case <-time.After(time.Duration(h.LoadBalancing.TryInterval)):
 		case <-h.ctx.Done():
-			return cand{}, nil, lastErr
+			return cand{}, nil, nil, lastErr
 		}
 	}
 }
@@ -376,32 +422,51 @@ func (h *Handler) resolve(cx *layer4.Connection, log connLog, cands []cand) ([]c
 	var repl *caddy.Replacer
 	var lastErr error
 	for _, u := range h.Upstreams {
-		if u.target != nil {
-			cands = append(cands, cand{u: u, t: u.target, st: u.state})
+		c, ok := h.resolveOne(cx, log, u, &repl, &lastErr)
+		if !ok {
 			continue
 		}
-		if repl == nil {
-			repl = cx.Replacer()
-		}
-		t, err := parseTarget(repl.ReplaceAll(u.Dial, ""))
-		if err != nil {
-			lastErr = err
-			log.logger().Warn("upstream address", zap.String("upstream", u.Dial), zap.Error(err))
-			continue
-		}
-		if u.arrival && t.ns != "" {
-			// The upstream names the arrival namespace: dial into that
-			// very namespace, not whatever has its name by now.
-			if arr, err := nsmatch.Of(cx); err == nil && arr.Name == t.ns {
-				t.id = arr.ID
+		for _, e := range u.more {
+			m, ok := h.resolveOne(cx, log, e, &repl, &lastErr)
+			if !ok {
+				c.release()
+				break
 			}
+			c.more = append(c.more, m)
 		}
-		k := keyOf(t)
-		st := holdState(k)
-		h.seen.note(u, t, k, st)
-		cands = append(cands, cand{u: u, t: t, st: st, held: true})
+		if len(c.more) == len(u.more) {
+			cands = append(cands, c)
+		}
 	}
 	return cands, lastErr
+}
+
+// resolveOne resolves u for cx; false when its address does not parse
+// (logged, and kept in lastErr).
+func (h *Handler) resolveOne(cx *layer4.Connection, log connLog, u *Upstream, repl **caddy.Replacer, lastErr *error) (cand, bool) {
+	if u.target != nil {
+		return cand{u: u, t: u.target, st: u.state}, true
+	}
+	if *repl == nil {
+		*repl = cx.Replacer()
+	}
+	t, err := parseTarget((*repl).ReplaceAll(u.Dial, ""))
+	if err != nil {
+		*lastErr = err
+		log.logger().Warn("upstream address", zap.String("upstream", u.Dial), zap.Error(err))
+		return cand{}, false
+	}
+	if u.arrival && t.ns != "" {
+		// The upstream names the arrival namespace: dial into that
+		// very namespace, not whatever has its name by now.
+		if arr, err := nsmatch.Of(cx); err == nil && arr.Name == t.ns {
+			t.id = arr.ID
+		}
+	}
+	k := keyOf(t)
+	st := holdState(k)
+	h.seen.note(u, t, k, st)
+	return cand{u: u, t: t, st: st, held: true}, true
 }
 
 // Interface guards

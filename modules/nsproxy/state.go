@@ -1,8 +1,10 @@
 package nsproxy
 
 import (
+	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -45,6 +47,11 @@ type state struct {
 
 	mu             sync.Mutex
 	okRun, failRun int
+
+	// open are the upstream sockets of proxied connections to be ended
+	// when the target is marked down (close_if_unhealthy).
+	openMu sync.Mutex
+	open   map[net.Conn]struct{}
 }
 
 // maxStates bounds the targets remembered at once. Past it a new target
@@ -146,4 +153,40 @@ func (s *state) record(ok bool, rise, fall int) (changed bool) {
 		return s.unhealthy.CompareAndSwap(false, true)
 	}
 	return false
+}
+
+// track remembers c, a proxied connection's upstream socket, to be ended
+// when the target is marked down; untrack forgets it.
+func (s *state) track(c net.Conn) {
+	s.openMu.Lock()
+	if s.open == nil {
+		s.open = map[net.Conn]struct{}{}
+	}
+	s.open[c] = struct{}{}
+	s.openMu.Unlock()
+}
+
+func (s *state) untrack(c net.Conn) {
+	s.openMu.Lock()
+	delete(s.open, c)
+	s.openMu.Unlock()
+}
+
+// endOpen ends the tracked connections and returns how many there were. A
+// TCP socket is closed, as caddy-l4 does; a UDP socket's reads and writes
+// are made to fail instead, so that its flow ends and the socket still
+// goes to quarantine (see udpflow.go) rather than free its port at once.
+func (s *state) endOpen() int {
+	s.openMu.Lock()
+	defer s.openMu.Unlock()
+	n := len(s.open)
+	for c := range s.open {
+		if uc, ok := c.(*net.UDPConn); ok {
+			_ = uc.SetDeadline(time.Unix(1, 0))
+		} else {
+			_ = c.Close()
+		}
+		delete(s.open, c)
+	}
+	return n
 }

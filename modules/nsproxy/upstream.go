@@ -17,7 +17,13 @@ import (
 
 // Upstream is one backend.
 type Upstream struct {
-	// Dial is the address to connect to. Either the listen grammar
+	// Dial is the address to connect to, a string or, as caddy-l4
+	// writes it, an array. With several addresses, as caddy-l4's proxy,
+	// each is connected to for every connection, the client's bytes are
+	// copied to all of them and what each sends back goes to the client;
+	// the upstream is available only while all are (health, limits), and
+	// a failed connect to any of them fails the upstream. Each address is
+	// either the listen grammar
 	// netns/<namespace>/<network>/<ip>:<port> to connect from inside a
 	// network namespace (network tcp, tcp4, tcp6, udp, udp4 or udp6; the
 	// host must be an IP address, since names would be resolved outside
@@ -53,6 +59,12 @@ type Upstream struct {
 	arrival  bool              // Dial has {l4.netns.name}: it may name the arrival namespace
 	shadow   *l4proxy.Upstream // stands for this upstream in caddy-l4 selection policies
 	passive  *PassiveHealthChecks
+
+	// dialMore are the addresses after the first of a dial array, and
+	// more their provisioned upstreams: each is dialed too and gets a copy
+	// of the client's bytes, as caddy-l4 does (mirror.go).
+	dialMore []string
+	more     []*Upstream
 }
 
 func (u *Upstream) String() string { return u.Dial }
@@ -109,22 +121,43 @@ func isUDP(network string) bool { return strings.HasPrefix(network, "udp") }
 // (nsenter.Dial); the connect is waited for in the netpoller, so no thread
 // is held while it is in progress nor afterwards. The namespace is opened
 // only if pol, the config's allow list, allows it. When t.id is set, the
-// namespace ns names now must be that one.
-func dial(ctx context.Context, pol *allow.Policy, t *target) (net.Conn, error) {
-	if t.ns == "" {
-		d := net.Dialer{KeepAlive: -1} // as nsenter.Dial: no keep-alive
+// namespace ns names now must be that one. With local addresses (of the
+// namespace dialed from) the socket is bound to each in turn until a
+// connect succeeds, as caddy-l4 does; without, the kernel picks.
+func dial(ctx context.Context, pol *allow.Policy, t *target, locals ...net.Addr) (net.Conn, error) {
+	var ns *nsenter.Namespace
+	if t.ns != "" {
+		var err error
+		if ns, err = pol.Open(t.ns); err != nil {
+			return nil, err
+		}
+		defer ns.Close()
+		if t.id != (nsenter.ID{}) && ns.ID != t.id {
+			return nil, fmt.Errorf("namespace %q is now %s, not %s where the connection arrived: %w",
+				t.ns, ns.ID, t.id, errNamespaceReplaced)
+		}
+	}
+	if len(locals) == 0 {
+		return dialFrom(ctx, ns, t, nil)
+	}
+	var err error
+	for _, la := range locals {
+		var c net.Conn
+		if c, err = dialFrom(ctx, ns, t, la); err == nil {
+			return c, nil
+		}
+	}
+	return nil, err
+}
+
+// dialFrom connects to t from a socket made in ns (nil: Caddy's own
+// namespace), bound to local if set.
+func dialFrom(ctx context.Context, ns *nsenter.Namespace, t *target, local net.Addr) (net.Conn, error) {
+	if ns == nil {
+		d := net.Dialer{KeepAlive: -1, LocalAddr: local} // as nsenter.Dial: no keep-alive
 		return d.DialContext(ctx, t.network, t.hostport)
 	}
-	ns, err := pol.Open(t.ns)
-	if err != nil {
-		return nil, err
-	}
-	defer ns.Close()
-	if t.id != (nsenter.ID{}) && ns.ID != t.id {
-		return nil, fmt.Errorf("namespace %q is now %s, not %s where the connection arrived: %w",
-			t.ns, ns.ID, t.id, errNamespaceReplaced)
-	}
-	return nsenter.Dial(ctx, ns, t.network, t.hostport)
+	return nsenter.Dialer{LocalAddr: local}.Dial(ctx, ns, t.network, t.hostport)
 }
 
 // errNamespaceReplaced is wrapped by dial errors for a connection whose
