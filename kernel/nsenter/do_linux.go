@@ -13,6 +13,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// The main goroutine keeps the main thread for the life of the program
+// (LockOSThread in an init function does that), so no other goroutine, and
+// in particular none that Do switches into a namespace, ever runs on it.
+// /proc/self names the main thread: were it switched into a namespace,
+// even for a moment, or left there after a failed restore (the runtime
+// cannot end the main thread), /proc/self/ns/net, which configs and allow
+// lists may name, would be a tenant's namespace.
+func init() { runtime.LockOSThread() }
+
 // setns switches the calling thread's network namespace. Tests replace it
 // to make a restore fail on purpose.
 var setns = netns.Set

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -480,5 +481,38 @@ func roundTrip(t *testing.T, c net.Conn, msg string) {
 	buf := make([]byte, len(msg))
 	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != msg {
 		t.Fatalf("read %q, %v; want %q", buf, err, msg)
+	}
+}
+
+// Do never runs on the main thread. /proc/self names the main thread, and
+// configs and allow lists may name /proc/self/ns/net: a main thread
+// switched into a namespace, even for a moment, or wedged there after a
+// failed restore (the runtime cannot end the main thread), would make that
+// path name a tenant's namespace.
+func TestDoNeverRunsOnTheMainThread(t *testing.T) {
+	nstest.Require(t)
+	ns := open(t, nstest.Add(t, 1)[0])
+	pid := unix.Getpid()
+	var onMain int
+	const calls = 300
+	for i := range calls {
+		if err := ns.Do(func() error {
+			if unix.Gettid() == pid {
+				onMain++
+			}
+			return nil
+		}); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		if i%10 == 0 {
+			runtime.Gosched()
+		}
+	}
+	if onMain > 0 {
+		t.Errorf("%d of %d namespace switches ran on the main thread, which /proc/self names", onMain, calls)
+	}
+	own, _ := nsenter.Current()
+	if got, err := nsenter.StatID("/proc/self/ns/net"); err != nil || got != own {
+		t.Errorf("/proc/self/ns/net is %v, %v; want our own namespace %v", got, err, own)
 	}
 }
