@@ -65,8 +65,11 @@ type Handler struct {
 	UDPQuarantine caddy.Duration `json:"udp_quarantine,omitempty"`
 
 	// UDPQuarantineMax caps how many upstream sockets of ended UDP flows
-	// this handler holds in quarantine. When it is reached, the oldest is
-	// closed early, which is logged (a warning) and counted
+	// are held in quarantine, counting those of every handler and config
+	// in the process (a reload starts new flows, so a cap per handler
+	// would be multiplied by the reloads within udp_quarantine). When this
+	// handler ends a flow while that many are held, the oldest is closed
+	// early, which is logged (a warning) and counted
 	// (caddy_netns_udp_quarantine_closed_early_total). Default: 4096.
 	UDPQuarantineMax int `json:"udp_quarantine_max,omitempty"`
 

@@ -136,15 +136,21 @@ const (
 var longAgo = time.Unix(1, 0)
 
 // quarantine keeps the upstream sockets of ended UDP flows open for hold,
-// discarding what they receive, at most max at once: when full, the
-// oldest is closed early.
+// discarding what they receive. The sockets of every handler, of every
+// loaded config, are held in one process-wide list: a reload starts new
+// flows (caddy-l4 keys them per config), so a cap per handler would be
+// multiplied by the reloads within a hold. A handler's add closes the
+// oldest held sockets, early, while max or more are held.
 type quarantine struct {
 	hold time.Duration
 	max  int
 	log  *zap.Logger
+}
 
+// held is the process-wide quarantine list.
+var held struct {
 	mu      sync.Mutex
-	held    list.List // of *net.UDPConn, oldest first
+	l       list.List // of *net.UDPConn, oldest first
 	lastLog time.Time // of an early close
 	early   int       // early closes not logged yet
 }
@@ -164,22 +170,22 @@ func (q *quarantine) add(c *net.UDPConn) {
 		_ = c.Close()
 		return
 	}
-	q.mu.Lock()
-	for q.held.Len() >= q.max {
-		old := q.held.Remove(q.held.Front()).(*net.UDPConn)
+	held.mu.Lock()
+	for held.l.Len() >= q.max {
+		old := held.l.Remove(held.l.Front()).(*net.UDPConn)
 		_ = old.Close() // its drain goroutine ends
 		quarantineEarly.Add(1)
-		q.early++
+		held.early++
 	}
-	if q.early > 0 && time.Since(q.lastLog) >= time.Second {
+	if held.early > 0 && time.Since(held.lastLog) >= time.Second {
 		q.log.Warn("udp_quarantine_max upstream sockets of ended UDP flows held: closed the oldest early; "+
 			"a late reply to them may reach a new flow", zap.Int("udp_quarantine_max", q.max),
-			zap.Int("closed_early", q.early))
-		q.lastLog, q.early = time.Now(), 0
+			zap.Int("closed_early", held.early))
+		held.lastLog, held.early = time.Now(), 0
 	}
-	e := q.held.PushBack(c)
+	e := held.l.PushBack(c)
 	quarantined.Add(1)
-	q.mu.Unlock()
+	held.mu.Unlock()
 	go q.drain(c, e)
 }
 
@@ -202,9 +208,9 @@ func (q *quarantine) drain(c *net.UDPConn, e *list.Element) {
 		}
 		break // the deadline
 	}
-	q.mu.Lock()
-	q.held.Remove(e)
-	q.mu.Unlock()
+	held.mu.Lock()
+	held.l.Remove(e)
+	held.mu.Unlock()
 	_ = c.Close()
 }
 

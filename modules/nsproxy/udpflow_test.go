@@ -67,6 +67,8 @@ func TestQuarantineDiscardsThenCloses(t *testing.T) {
 // Beyond max sockets the oldest is closed early, which is counted and
 // logged; a negative hold closes at once.
 func TestQuarantineCap(t *testing.T) {
+	releaseHeld()
+	waitFor(t, "earlier tests' sockets were not released", func() bool { return quarantined.Load() == 0 })
 	held0, early0 := quarantined.Load(), quarantineEarly.Load()
 	core, logs := observer.New(zapcore.WarnLevel)
 	q := newQuarantine(time.Minute, 2, zap.New(core))
@@ -92,11 +94,7 @@ func TestQuarantineCap(t *testing.T) {
 		}
 	}
 	// Release the rest, as their hold ending would.
-	q.mu.Lock()
-	for e := q.held.Front(); e != nil; e = q.held.Front() {
-		q.held.Remove(e).(*net.UDPConn).Close()
-	}
-	q.mu.Unlock()
+	releaseHeld()
 	waitFor(t, "the drains did not end", func() bool { return quarantined.Load() == held0 })
 
 	off := newQuarantine(-1, 2, zap.NewNop())
@@ -105,4 +103,35 @@ func TestQuarantineCap(t *testing.T) {
 	if _, err := c.Write([]byte("x")); err == nil {
 		t.Error("with a negative udp_quarantine the socket is still open")
 	}
+}
+
+// releaseHeld closes every socket held in quarantine, as their hold
+// ending would.
+func releaseHeld() {
+	held.mu.Lock()
+	defer held.mu.Unlock()
+	for e := held.l.Front(); e != nil; e = held.l.Front() {
+		held.l.Remove(e).(*net.UDPConn).Close()
+	}
+}
+
+// The cap counts the sockets of every handler: each reload makes new
+// handlers and new flows, and a cap per handler let a burst of reloads hold
+// tens of thousands of sockets (TestZeroDropReloads ran out of descriptors).
+func TestQuarantineCapIsProcessWide(t *testing.T) {
+	releaseHeld()
+	waitFor(t, "earlier tests' sockets were not released", func() bool { return quarantined.Load() == 0 })
+	early0 := quarantineEarly.Load()
+	a := newQuarantine(time.Minute, 2, zap.NewNop())
+	b := newQuarantine(time.Minute, 2, zap.NewNop()) // another handler, or the next config's
+	for _, q := range []*quarantine{a, a, b, b} {
+		c, _ := connectedPair(t)
+		q.add(c)
+	}
+	if n := quarantineEarly.Load() - early0; n != 2 {
+		t.Errorf("closed early: %d, want 2 (4 sockets held by two handlers, at most 2 in the process)", n)
+	}
+	waitFor(t, "quarantine does not hold 2 sockets", func() bool { return quarantined.Load() == 2 })
+	releaseHeld()
+	waitFor(t, "the drains did not end", func() bool { return quarantined.Load() == 0 })
 }
