@@ -25,6 +25,7 @@ type layer struct {
 // package applies. Keep the two in step.
 var layers = []layer{
 	{pkgs: "kernel/nsset", mayImport: []string{"kernel/"}, caddyFree: true},
+	{pkgs: "kernel/targets", mayImport: []string{"kernel/nsenter"}, caddyFree: true},
 	{pkgs: "kernel/", mayImport: []string{"kernel/"}, caddyFree: true},
 	{pkgs: "address", mayImport: []string{"kernel/"}, caddyFree: true},
 	{pkgs: "allow", mayImport: []string{"kernel/"}, caddyFree: true},

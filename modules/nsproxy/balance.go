@@ -56,7 +56,7 @@ func (c *cand) available() bool {
 // release returns the states held for this connection.
 func (c *cand) release() {
 	if c.held {
-		c.st.release()
+		c.st.Release()
 	}
 	for i := range c.more {
 		c.more[i].release()
@@ -114,7 +114,7 @@ func leastConn(all []cand, cs []int) int {
 	best := -1
 	least, ties := int32(-1), 0
 	for _, i := range cs {
-		n := all[i].st.conns.Load()
+		n := all[i].st.Sessions.Load()
 		switch {
 		case least < 0 || n < least:
 			best, least, ties = i, n, 1

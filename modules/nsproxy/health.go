@@ -10,7 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
-	"github.com/caddy-netns/caddy-netns/kernel/nsenter"
+	"github.com/caddy-netns/caddy-netns/kernel/targets"
 )
 
 // HealthChecks configures active and passive health checks.
@@ -93,32 +93,14 @@ func (h *Handler) countFailure(c *cand) {
 		return
 	}
 	st := c.st
-	st.fails.Add(1)
-	st.hold() // the failure keeps the target's state until it is forgotten
-	time.AfterFunc(time.Duration(p.FailDuration), func() {
-		st.fails.Add(-1)
-		st.release()
-	})
+	st.RememberFailure(time.Duration(p.FailDuration))
 }
 
 // activeHealthChecker checks every upstream now and at each interval until
 // the config is unloaded.
 func (h *Handler) activeHealthChecker(ctx context.Context) {
-	a := h.HealthChecks.Active
-	t := time.NewTicker(time.Duration(a.Interval))
-	defer t.Stop()
-	for {
-		h.checkAll(ctx)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			return
-		}
-	}
+	targets.Every(ctx, time.Duration(h.HealthChecks.Active.Interval), h.checkAll)
 }
-
-// maxParallelChecks bounds the checks of one handler in flight at once.
-const maxParallelChecks = 64
 
 // check is one target to check.
 type check struct {
@@ -139,46 +121,39 @@ func (h *Handler) checkAll(ctx context.Context) {
 		}
 	}
 	checks = append(checks, h.seen.sweep(time.Now())...)
-	sem := make(chan struct{}, maxParallelChecks)
-	var wg sync.WaitGroup
-	for _, c := range checks {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			t := c.t
-			if a.Port > 0 {
-				host, _, _ := net.SplitHostPort(t.hostport)
-				t.hostport = net.JoinHostPort(host, strconv.Itoa(a.Port))
-			}
-			cctx, cancel := context.WithTimeout(ctx, time.Duration(a.Timeout))
-			defer cancel()
-			conn, err := dial(cctx, h.policy, &t, c.locals...)
-			if err == nil {
-				_ = conn.Close()
-			}
-			if ctx.Err() != nil {
-				return
-			}
-			log := h.logger.With(zap.String("netns", t.ns), zap.String("upstream", c.upstream), zap.String("address", t.hostport))
+	targets.CheckEach(checks, func(c check) {
+		t := c.t
+		if a.Port > 0 {
+			host, _, _ := net.SplitHostPort(t.hostport)
+			t.hostport = net.JoinHostPort(host, strconv.Itoa(a.Port))
+		}
+		cctx, cancel := context.WithTimeout(ctx, time.Duration(a.Timeout))
+		defer cancel()
+		conn, err := dial(cctx, h.policy, &t, c.locals...)
+		if err == nil {
+			_ = conn.Close()
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		log := h.logger.With(zap.String("netns", t.ns), zap.String("upstream", c.upstream), zap.String("address", t.hostport))
+		if err != nil {
+			log.Debug("active health check failed", zap.Error(err))
+		}
+		if c.st.Record(err == nil, a.Rise, a.Fall) {
 			if err != nil {
-				log.Debug("active health check failed", zap.Error(err))
-			}
-			if c.st.record(err == nil, a.Rise, a.Fall) {
-				if err != nil {
-					log.Warn("upstream is down", zap.Error(err))
-					// Connections tracked here are those of handlers
-					// with close_if_unhealthy, whichever handler's
-					// check marked the shared target down.
-					if n := c.st.endOpen(); n > 0 {
-						log.Info("closed connections to the unhealthy upstream", zap.Int("connections", n))
-					}
-				} else {
-					log.Info("upstream is up")
+				log.Warn("upstream is down", zap.Error(err))
+				// Connections tracked here are those of handlers
+				// with close_if_unhealthy, whichever handler's
+				// check marked the shared target down.
+				if n := endOpen(c.st); n > 0 {
+					log.Info("closed connections to the unhealthy upstream", zap.Int("connections", n))
 				}
+			} else {
+				log.Info("upstream is up")
 			}
-		})
-	}
-	wg.Wait()
+		}
+	})
 }
 
 // maxSeen bounds the targets of placeholder upstreams one handler's
@@ -188,19 +163,14 @@ var maxSeen = 4096
 // seenTargets are the targets of placeholder upstreams that connections
 // resolved to, for the active checks. A nil *seenTargets follows nothing.
 type seenTargets struct {
-	ttl time.Duration // forget a target not resolved to for this long
-	sig string        // the handler's upstream addresses, see following
-
-	mu     sync.Mutex
-	m      map[stateKey]*seenTarget
-	closed bool
+	sig string // the handler's upstream addresses, see following
+	f   *targets.Follower[seenTarget]
 }
 
+// seenTarget is what a followed target is checked with.
 type seenTarget struct {
 	upstream string
 	t        target
-	st       *state // held while followed
-	last     time.Time
 	locals   []net.Addr // the upstream's local_address without placeholders
 }
 
@@ -217,17 +187,11 @@ var following = struct {
 // upstreams' addresses joined are sig, starting with those that an open
 // handler with the same addresses follows.
 func newSeenTargets(ttl time.Duration, sig string) *seenTargets {
-	s := &seenTargets{ttl: ttl, sig: sig, m: map[stateKey]*seenTarget{}}
+	s := &seenTargets{sig: sig, f: targets.NewFollower[seenTarget](ttl)}
 	following.Lock()
 	defer following.Unlock()
 	for prev := range following.m[sig] {
-		prev.mu.Lock()
-		for k, e := range prev.m {
-			e.st.hold()
-			c := *e
-			s.m[k] = &c
-		}
-		prev.mu.Unlock()
+		s.f.Adopt(prev.f)
 		break
 	}
 	if following.m[sig] == nil {
@@ -242,37 +206,13 @@ func (s *seenTargets) note(u *Upstream, t *target, k stateKey, st *state) {
 	if s == nil {
 		return
 	}
-	now := time.Now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return
-	}
-	if e := s.m[k]; e != nil {
-		e.last = now
-		return
-	}
-	if len(s.m) >= maxSeen {
-		var oldest *seenTarget
-		for _, e := range s.m {
-			if oldest == nil || e.last.Before(oldest.last) {
-				oldest = e
-			}
+	s.f.Note(st, maxSeen, func() seenTarget {
+		e := seenTarget{upstream: u.Dial, t: *t}
+		if len(u.locals) > 0 && !u.localsDyn {
+			e.locals = u.localsFor(t, nil)
 		}
-		s.forget(oldest)
-	}
-	st.hold()
-	e := &seenTarget{upstream: u.Dial, t: *t, st: st, last: now}
-	if len(u.locals) > 0 && !u.localsDyn {
-		e.locals = u.localsFor(t, nil)
-	}
-	s.m[k] = e
-}
-
-// forget stops following e; s.mu is held.
-func (s *seenTargets) forget(e *seenTarget) {
-	delete(s.m, e.st.key)
-	e.st.release()
+		return e
+	})
 }
 
 // sweep forgets the targets that are gone or unused and returns the others
@@ -281,32 +221,11 @@ func (s *seenTargets) sweep(now time.Time) []check {
 	if s == nil {
 		return nil
 	}
-	s.mu.Lock()
-	all := make([]*seenTarget, 0, len(s.m))
-	for _, e := range s.m {
-		all = append(all, e)
-	}
-	s.mu.Unlock()
-	// Stat the namespace files without the lock: connections note targets
-	// meanwhile (and update when each was last resolved to, which is
-	// therefore read only under the lock).
-	gone := map[*seenTarget]bool{}
-	for _, e := range all {
-		if namespaceGone(e.st.key, e.t.ns) {
-			gone[e] = true
-		}
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var out []check
-	for _, e := range all {
-		switch {
-		case s.m[e.st.key] != e:
-		case gone[e] || now.Sub(e.last) > s.ttl:
-			s.forget(e)
-		default:
-			out = append(out, check{e.upstream, e.t, e.st, e.locals})
-		}
+	for _, e := range s.f.Sweep(now, func(e targets.Followed[seenTarget]) bool {
+		return targets.Gone(e.State.Key(), e.Info.t.ns)
+	}) {
+		out = append(out, check{e.Info.upstream, e.Info.t, e.State, e.Info.locals})
 	}
 	return out
 }
@@ -321,26 +240,7 @@ func (s *seenTargets) close() {
 		delete(following.m, s.sig)
 	}
 	following.Unlock()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.closed = true
-	for _, e := range s.m {
-		s.forget(e)
-	}
-}
-
-// namespaceGone reports whether the namespace of a target identified as k,
-// named ns, no longer exists under that name.
-func namespaceGone(k stateKey, ns string) bool {
-	if ns == "" || k.ns == (nsenter.ID{}) {
-		return false
-	}
-	p, err := nsenter.Path(ns)
-	if err != nil {
-		return true
-	}
-	id, err := nsenter.StatID(p)
-	return err != nil || id != k.ns
+	s.f.Close()
 }
 
 // activeChecks returns the active health checks; nil when there are none.

@@ -29,13 +29,13 @@ func (h *Handler) connectMore(ctx context.Context, cx *layer4.Connection, c *can
 	conns := make([]net.Conn, 0, len(c.more))
 	for i := range c.more {
 		m := &c.more[i]
-		m.st.conns.Add(1)
+		m.st.Sessions.Add(1)
 		up, err := dial(ctx, h.policy, m.t, m.locals(cx)...)
 		if err != nil {
-			m.st.conns.Add(-1)
+			m.st.Sessions.Add(-1)
 			for j, up := range conns {
 				_ = up.Close()
-				c.more[j].st.conns.Add(-1)
+				c.more[j].st.Sessions.Add(-1)
 			}
 			return nil, m, err
 		}
@@ -49,7 +49,7 @@ func (h *Handler) connectMore(ctx context.Context, cx *layer4.Connection, c *can
 func (h *Handler) closeMore(c *cand, raw, conns []net.Conn) {
 	for i := range raw {
 		h.closeUpstream(raw[i], conns[i])
-		c.more[i].st.conns.Add(-1)
+		c.more[i].st.Sessions.Add(-1)
 	}
 }
 
@@ -61,8 +61,8 @@ func (h *Handler) mirror(cx *layer4.Connection, log connLog, c *cand, up net.Con
 	for i := range more {
 		m := &c.more[i]
 		if closeIf {
-			m.st.track(more[i])
-			defer m.st.untrack(more[i])
+			m.st.Track(more[i])
+			defer m.st.Untrack(more[i])
 		}
 		w, err := h.wrapUpstream(cx, m.u, m.t, more[i])
 		if err != nil {

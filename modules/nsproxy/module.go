@@ -224,7 +224,7 @@ func (h *Handler) Cleanup() error {
 		for _, e := range append([]*Upstream{u}, u.more...) {
 			if e.state != nil && !e.released {
 				e.released = true
-				e.state.release()
+				e.state.Release()
 			}
 		}
 	}
@@ -246,7 +246,7 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 	}
 	t := c.t
 	defer c.release()
-	defer c.st.conns.Add(-1)
+	defer c.st.Sessions.Add(-1)
 	if len(more) > 0 {
 		rawMore := slices.Clone(more)
 		defer h.closeMore(&c, rawMore, more)
@@ -254,8 +254,8 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 	raw := up
 	defer func() { h.closeUpstream(raw, up) }()
 	if a := h.activeChecks(); a != nil && a.CloseIfUnhealthy {
-		c.st.track(raw)
-		defer c.st.untrack(raw)
+		c.st.Track(raw)
+		defer c.st.Untrack(raw)
 	}
 	if up, err = h.wrapUpstream(cx, c.u, t, up); err != nil {
 		return fmt.Errorf("netns %q: %w", arrivalName{cx}, err)
@@ -384,7 +384,7 @@ func (h *Handler) connect(cx *layer4.Connection, log connLog) (c cand, up net.Co
 			}
 			c := &cands[i]
 			skip[c.u] = true
-			c.st.conns.Add(1)
+			c.st.Sessions.Add(1)
 			ctx, cancel := context.WithTimeout(h.ctx, time.Duration(h.DialTimeout))
 			up, err := dial(ctx, h.policy, c.t, c.locals(cx)...)
 			failed := c
@@ -399,7 +399,7 @@ func (h *Handler) connect(cx *layer4.Connection, log connLog) (c cand, up net.Co
 				chosen = i
 				return *c, up, more, nil
 			}
-			c.st.conns.Add(-1)
+			c.st.Sessions.Add(-1)
 			lastErr = fmt.Errorf("upstream %s: %w", failed.t, err)
 			log.logger().Warn("connecting to upstream failed; trying the next", zap.String("upstream", failed.t.String()), zap.Error(err))
 			h.countFailure(failed)

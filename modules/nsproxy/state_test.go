@@ -13,13 +13,11 @@ import (
 )
 
 func stateCount() int {
-	states.Lock()
-	defer states.Unlock()
-	return len(states.m)
+	return states.Len()
 }
 
 func testKey(i int) stateKey {
-	return stateKey{network: "tcp", hostport: fmt.Sprintf("127.0.0.%d:80", i)}
+	return stateKey{Network: "tcp", HostPort: fmt.Sprintf("127.0.0.%d:80", i)}
 }
 
 // A state lives while something holds it: a connection, then a
@@ -31,10 +29,10 @@ func TestStateForgottenWhenUnheld(t *testing.T) {
 	if holdState(testKey(201)) != st {
 		t.Fatal("the same target got two states")
 	}
-	st.release()
+	st.Release()
 	h := &Handler{}
 	h.countFailure(&cand{u: u, st: st})
-	st.release()
+	st.Release()
 	if got := stateCount(); got != before+1 {
 		t.Fatalf("states with a remembered failure: %d, want %d", got, before+1)
 	}
@@ -48,28 +46,28 @@ func TestStateForgottenWhenUnheld(t *testing.T) {
 	if got := stateCount(); got != before {
 		t.Fatalf("states after the failure was forgotten: %d, want %d", got, before)
 	}
-	if fresh := holdState(testKey(201)); fresh == st || fresh.fails.Load() != 0 {
+	if fresh := holdState(testKey(201)); fresh == st || fresh.Fails.Load() != 0 {
 		t.Error("a forgotten target kept its failures")
 	} else {
-		fresh.release()
+		fresh.Release()
 	}
 }
 
-// Past maxStates new targets are not remembered, and the map never grows
+// Past states.Max new targets are not remembered, and the map never grows
 // beyond it.
 func TestStatesCapped(t *testing.T) {
-	defer func(n int) { maxStates = n }(maxStates)
+	defer func(n int) { states.Max = n }(states.Max)
 	before := stateCount()
-	maxStates = before + 3
+	states.Max = before + 3
 	var held []*state
 	for i := range 10 {
 		held = append(held, holdState(testKey(i)))
 	}
-	if got := stateCount(); got != maxStates {
-		t.Errorf("states: %d, want the cap %d", got, maxStates)
+	if got := stateCount(); got != states.Max {
+		t.Errorf("states: %d, want the cap %d", got, states.Max)
 	}
 	for _, st := range held {
-		st.release()
+		st.Release()
 	}
 	if got := stateCount(); got != before {
 		t.Errorf("states after release: %d, want %d", got, before)
@@ -92,7 +90,7 @@ func TestSeenTargetsEvicted(t *testing.T) {
 		k := keyOf(tg)
 		st := holdState(k)
 		seen.note(u, tg, k, st)
-		st.release() // the connection ends
+		st.Release() // the connection ends
 		return k
 	}
 	k0 := note(nss[0])
@@ -105,9 +103,7 @@ func TestSeenTargetsEvicted(t *testing.T) {
 	if len(checks) != 1 || checks[0].t.ns != nss[1] {
 		t.Fatalf("after deleting %s: checks %v, want only %s", nss[0], checks, nss[1])
 	}
-	states.Lock()
-	_, kept := states.m[k0]
-	states.Unlock()
+	kept := states.Has(k0)
 	if kept {
 		t.Errorf("state of the deleted namespace's target kept")
 	}
@@ -125,7 +121,7 @@ func TestSeenTargetsEvicted(t *testing.T) {
 		k := keyOf(tg)
 		st := holdState(k)
 		seen.note(u, tg, k, st)
-		st.release()
+		st.Release()
 		time.Sleep(time.Millisecond)
 	}
 	checks = seen.sweep(time.Now())
@@ -169,7 +165,7 @@ func TestStatesConcurrentReloadsLeaveNothing(t *testing.T) {
 				if i%3 == 0 {
 					h.countFailure(&cand{u: u, t: tg, st: st})
 				}
-				st.release()
+				st.Release()
 			}
 		})
 	}

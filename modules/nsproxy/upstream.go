@@ -167,11 +167,11 @@ var errNamespaceReplaced = errors.New("the name was given to another namespace; 
 // available tells whether u may be selected now, for the target whose
 // state is st.
 func (u *Upstream) available(st *state) bool {
-	if st.unhealthy.Load() {
+	if st.Unhealthy.Load() {
 		return false
 	}
-	if p := u.passive; p != nil && p.MaxFails > 0 && int(st.fails.Load()) >= p.MaxFails {
+	if p := u.passive; p != nil && p.MaxFails > 0 && int(st.Fails.Load()) >= p.MaxFails {
 		return false
 	}
-	return u.MaxConnections <= 0 || int(st.conns.Load()) < u.MaxConnections
+	return u.MaxConnections <= 0 || int(st.Sessions.Load()) < u.MaxConnections
 }

@@ -69,7 +69,7 @@ type tcand struct {
 func (c *ucand) assocs() int {
 	n := 0
 	for _, t := range c.targets {
-		n += int(t.st.assocs.Load())
+		n += int(t.st.Sessions.Load())
 	}
 	return n
 }
@@ -112,24 +112,24 @@ func (p *Proxy) order(cands []*ucand, a *Association) []*ucand {
 // available tells whether u may take an association on the target whose
 // state is st: not marked down by the checks, and below max_associations.
 func (p *Proxy) available(u *Upstream, st *state) bool {
-	if st.unhealthy.Load() {
+	if st.Unhealthy.Load() {
 		return false
 	}
-	if pc := p.passive(); pc != nil && int(st.fails.Load()) >= pc.MaxFails {
+	if pc := p.passive(); pc != nil && int(st.Fails.Load()) >= pc.MaxFails {
 		return false
 	}
-	return u.MaxAssociations <= 0 || int(st.assocs.Load()) < u.MaxAssociations
+	return u.MaxAssociations <= 0 || int(st.Sessions.Load()) < u.MaxAssociations
 }
 
 // acquire counts an association on st unless u's max_associations is
 // reached.
 func acquire(u *Upstream, st *state) bool {
 	for {
-		n := st.assocs.Load()
+		n := st.Sessions.Load()
 		if u.MaxAssociations > 0 && int(n) >= u.MaxAssociations {
 			return false
 		}
-		if st.assocs.CompareAndSwap(n, n+1) {
+		if st.Sessions.CompareAndSwap(n, n+1) {
 			return true
 		}
 	}

@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
+
+	"github.com/caddy-netns/caddy-netns/kernel/targets"
 )
 
 // HealthChecks mark upstream targets down and up.
@@ -112,12 +113,7 @@ func (p *Proxy) countFailure(st *state) {
 	if pc == nil {
 		return
 	}
-	st.fails.Add(1)
-	st.hold() // the failure keeps the state until it is forgotten
-	time.AfterFunc(time.Duration(pc.FailDuration), func() {
-		st.fails.Add(-1)
-		st.release()
-	})
+	st.RememberFailure(time.Duration(pc.FailDuration))
 }
 
 // maxFollowed bounds the placeholder targets one proxy's active checks
@@ -128,8 +124,6 @@ const maxFollowed = 4096
 type followed struct {
 	upstream string // as configured
 	t        target
-	st       *state // held while followed
-	last     time.Time
 }
 
 // follow makes the active checks check t (state st) of upstream from now
@@ -138,92 +132,42 @@ func (p *Proxy) follow(upstream string, t target, st *state) {
 	if p.HealthChecks == nil || p.HealthChecks.Active == nil {
 		return
 	}
-	p.fmu.Lock()
-	defer p.fmu.Unlock()
-	if p.fclosed {
-		return
-	}
-	if f := p.followed[st.key]; f != nil {
-		f.last = time.Now()
-		return
-	}
-	if len(p.followed) >= maxFollowed {
-		var oldest *followed
-		for _, f := range p.followed {
-			if oldest == nil || f.last.Before(oldest.last) {
-				oldest = f
-			}
-		}
-		delete(p.followed, oldest.st.key)
-		oldest.st.release()
-	}
-	st.hold()
-	p.followed[st.key] = &followed{upstream: upstream, t: t, st: st, last: time.Now()}
+	p.followed.Note(st, maxFollowed, func() followed { return followed{upstream: upstream, t: t} })
 }
 
 // checker runs the active checks until ctx (the config) is done.
 func (p *Proxy) checker(ctx context.Context) {
-	a := p.HealthChecks.Active
-	tick := time.NewTicker(time.Duration(a.Interval))
-	defer tick.Stop()
-	for {
-		p.checkAll(ctx)
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
-			return
-		}
-	}
+	targets.Every(ctx, time.Duration(p.HealthChecks.Active.Interval), p.checkAll)
 }
-
-// maxParallelChecks bounds the checks of one proxy in flight at once.
-const maxParallelChecks = 64
 
 func (p *Proxy) checkAll(ctx context.Context) {
 	a := p.HealthChecks.Active
-	var checks []followed
+	var checks []targets.Followed[followed]
 	for _, u := range p.Upstreams {
 		for i, t := range u.targets {
 			if t.template == "" && u.states[i] != nil {
-				checks = append(checks, followed{upstream: t.addr, t: t, st: u.states[i]})
+				checks = append(checks, targets.Followed[followed]{Info: followed{upstream: t.addr, t: t}, State: u.states[i]})
 			}
 		}
 	}
-	now := time.Now()
-	p.fmu.Lock()
-	for k, f := range p.followed {
-		if now.Sub(f.last) > 10*time.Duration(a.Interval) {
-			delete(p.followed, k)
-			f.st.release()
-			continue
+	checks = append(checks, p.followed.Sweep(time.Now(), nil)...)
+	targets.CheckEach(checks, func(c targets.Followed[followed]) {
+		err := p.check(ctx, c.Info.t)
+		if ctx.Err() != nil {
+			return
 		}
-		checks = append(checks, *f)
-	}
-	p.fmu.Unlock()
-	sem := make(chan struct{}, maxParallelChecks)
-	var wg sync.WaitGroup
-	for _, c := range checks {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			err := p.check(ctx, c.t)
-			if ctx.Err() != nil {
-				return
-			}
-			log := p.logger.With(zap.String("upstream", c.upstream), zap.Stringer("target", c.t))
+		log := p.logger.With(zap.String("upstream", c.Info.upstream), zap.Stringer("target", c.Info.t))
+		if err != nil {
+			log.Debug("active health check failed", zap.Error(err))
+		}
+		if c.State.Record(err == nil, a.Passes, a.Fails) {
 			if err != nil {
-				log.Debug("active health check failed", zap.Error(err))
+				log.Warn("upstream is down", zap.Error(err))
+			} else {
+				log.Info("upstream is up")
 			}
-			if c.st.record(err == nil, a.Passes, a.Fails) {
-				if err != nil {
-					log.Warn("upstream is down", zap.Error(err))
-				} else {
-					log.Info("upstream is up")
-				}
-			}
-		})
-	}
-	wg.Wait()
+		}
+	})
 }
 
 // check sets up an association to t and shuts it down.
@@ -244,11 +188,7 @@ func (p *Proxy) check(ctx context.Context, t target) error {
 
 // stopChecks forgets the followed targets.
 func (p *Proxy) stopChecks() {
-	p.fmu.Lock()
-	defer p.fmu.Unlock()
-	p.fclosed = true
-	for k, f := range p.followed {
-		delete(p.followed, k)
-		f.st.release()
+	if p.followed != nil { // nil when Provision failed early
+		p.followed.Close()
 	}
 }

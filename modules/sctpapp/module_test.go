@@ -240,12 +240,12 @@ func TestSelectionOrder(t *testing.T) {
 		return strings.Join(s, " ")
 	}
 	p, cands := mk("")
-	cands[1].targets[0].st.unhealthy.Store(true)
-	cands[2].targets[0].st.fails.Store(1)
+	cands[1].targets[0].st.Unhealthy.Store(true)
+	cands[2].targets[0].st.Fails.Store(1)
 	if got := names(p.order(cands, nil)); got != "0 3" {
 		t.Errorf("first: %q, want 0 3", got)
 	}
-	cands[3].targets[0].st.assocs.Store(2)
+	cands[3].targets[0].st.Sessions.Store(2)
 	if got := names(p.order(cands, nil)); got != "0" {
 		t.Errorf("first with 3 at max_associations: %q, want 0", got)
 	}
@@ -264,7 +264,7 @@ func TestSelectionOrder(t *testing.T) {
 
 	p, cands = mk(SelectLeastAssociations)
 	for i, n := range []int32{1, 0, 1, 0} {
-		cands[i].targets[0].st.assocs.Store(n)
+		cands[i].targets[0].st.Sessions.Store(n)
 	}
 	if got := names(p.order(cands, nil)); got != "1 3 0 2" {
 		t.Errorf("least_associations: %q, want 1 3 0 2", got)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/caddy-netns/caddy-netns/allow"
 	"github.com/caddy-netns/caddy-netns/kernel/sctpnet"
 	"github.com/caddy-netns/caddy-netns/kernel/sctprelay"
+	"github.com/caddy-netns/caddy-netns/kernel/targets"
 	"github.com/caddy-netns/caddy-netns/modules/nsnetwork"
 )
 
@@ -71,9 +71,7 @@ type Proxy struct {
 	policy *allow.Policy
 	rr     atomic.Uint64 // round_robin's counter
 
-	fmu      sync.Mutex
-	followed map[stateKey]*followed // placeholder targets the active checks follow
-	fclosed  bool
+	followed *targets.Follower[followed] // placeholder targets the active checks follow
 }
 
 // CaddyModule returns the Caddy module information.
@@ -101,7 +99,11 @@ func (p *Proxy) Provision(ctx caddy.Context) error {
 	if err := p.HealthChecks.provision(); err != nil {
 		return fmt.Errorf("health_checks: %w", err)
 	}
-	p.followed = map[stateKey]*followed{}
+	ttl := time.Duration(0)
+	if p.HealthChecks != nil && p.HealthChecks.Active != nil {
+		ttl = 10 * time.Duration(p.HealthChecks.Active.Interval)
+	}
+	p.followed = targets.NewFollower[followed](ttl)
 	for i, u := range p.Upstreams {
 		if u == nil {
 			return fmt.Errorf("upstreams[%d]: empty", i)
@@ -151,7 +153,7 @@ func (p *Proxy) Cleanup() error {
 		u.released = true
 		for _, st := range u.states {
 			if st != nil {
-				st.release()
+				st.Release()
 			}
 		}
 	}
@@ -199,7 +201,7 @@ func (p *Proxy) HandleAssociation(a *Association) error {
 		for _, uc := range cands {
 			for _, tc := range uc.targets {
 				if tc.held {
-					tc.st.release()
+					tc.st.Release()
 				}
 			}
 		}
@@ -216,7 +218,7 @@ func (p *Proxy) HandleAssociation(a *Association) error {
 			up, err := dial(ctx, p.policy, t, cfg)
 			cancel()
 			if err != nil {
-				tc.st.assocs.Add(-1)
+				tc.st.Sessions.Add(-1)
 				p.countFailure(tc.st)
 				a.dialFailed(tc.configured)
 				p.logger.Warn("upstream unreachable", zap.Stringer("remote", c.RemoteAddr()),
@@ -226,7 +228,7 @@ func (p *Proxy) HandleAssociation(a *Association) error {
 			start := time.Now()
 			live := a.proxied(uc.u, t, tc.configured)
 			res := sctprelay.RelayLive(c, up, live)
-			tc.st.assocs.Add(-1)
+			tc.st.Sessions.Add(-1)
 			if pc := p.passive(); pc != nil && res.Failed == sctprelay.SideB && time.Since(start) < time.Duration(pc.AbortWithin) {
 				p.countFailure(tc.st)
 				p.logger.Warn("upstream association aborted soon after it started: counted as a failure",
