@@ -146,7 +146,13 @@ func TestRelay(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if st := live.AToB.Stats(); st.Messages != 3 || st.Bytes != 12 {
+		// The relay counts a message once its write has returned, which
+		// can be just after the server has read it: wait for the count.
+		st := live.AToB.Stats()
+		for deadline := time.Now().Add(5 * time.Second); (st.Messages != 3 || st.Bytes != 12) && time.Now().Before(deadline); st = live.AToB.Stats() {
+			time.Sleep(time.Millisecond)
+		}
+		if st.Messages != 3 || st.Bytes != 12 {
 			t.Errorf("while relaying: a to b %+v, want 3 messages, 12 bytes", st)
 		}
 		client.Shutdown()
