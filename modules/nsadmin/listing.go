@@ -209,7 +209,7 @@ func (a *Admin) listeners(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: err}
 	}
-	lis, waits := nsnetwork.Listeners(false)
+	lis, waits := nsnetwork.Listeners()
 	// The cursor order: Listeners sorts by all of it but the device.
 	slices.SortStableFunc(lis, func(a, b nsnetwork.ListenerInfo) int {
 		return compareCursors(listenerCursor(&a), listenerCursor(&b))

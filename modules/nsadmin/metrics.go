@@ -116,7 +116,7 @@ type aggregate struct {
 
 // Collect sends the current values.
 func (c Collector) Collect(ch chan<- prometheus.Metric) {
-	lis, waits := nsnetwork.Listeners(false)
+	lis, waits := nsnetwork.Listeners()
 	aggs := map[aggKey]*aggregate{}
 	members := map[string]int{}
 	series, omitted := 0, 0

@@ -2,9 +2,7 @@ package nsnetwork
 
 import (
 	"cmp"
-	"net"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/caddy-netns/caddy-netns/kernel/nsenter"
@@ -57,10 +55,9 @@ type memberKey struct {
 // Listeners lists every socket the netns network holds open in a
 // namespace, with set membership and counters, sorted by namespace,
 // network and address, and the namespaces that sets are still waiting
-// for. With kernelConns, every TCP socket gets the kernel's count of open
-// connections to its port; that costs a namespace switch and a walk of the
-// kernel's TCP hash table per socket (milliseconds each).
-func Listeners(kernelConns bool) ([]ListenerInfo, []WaitingInfo) {
+// for. The kernel's count of a TCP socket's connections is
+// KernelOpenConns, asked only for the sockets a caller shows.
+func Listeners() ([]ListenerInfo, []WaitingInfo) {
 	byKey := map[memberKey][]memberView{}
 	var waiting []WaitingInfo
 	sets.Lock()
@@ -83,7 +80,6 @@ func Listeners(kernelConns bool) ([]ListenerInfo, []WaitingInfo) {
 
 	pool.Lock()
 	socks := make([]ListenerInfo, 0, len(pool.m))
-	files := make([]*socket, 0, len(pool.m))
 	for _, p := range pool.m {
 		if p.opening != nil {
 			continue
@@ -92,7 +88,6 @@ func Listeners(kernelConns bool) ([]ListenerInfo, []WaitingInfo) {
 			Namespace: p.spec, NamespaceID: p.key.ns, Network: p.key.network,
 			Address: p.key.address, Handles: p.refs, Since: p.since,
 		}, OpenConns: -1})
-		files = append(files, p)
 	}
 	pool.Unlock()
 
@@ -108,18 +103,6 @@ func Listeners(kernelConns bool) ([]ListenerInfo, []WaitingInfo) {
 			li.BytesOut += mv.m.BytesOut
 			if mv.m.OpenConns >= 0 {
 				li.OpenConns = max(li.OpenConns, 0) + mv.m.OpenConns
-			}
-		}
-		if kernelConns && isTCP(li.Network) {
-			li.OpenConns = -1
-			if _, p, err := net.SplitHostPort(li.Address); err == nil {
-				if port, err := strconv.ParseUint(p, 10, 16); err == nil {
-					// The file may be closed meanwhile: then this
-					// fails and the count stays unknown.
-					if n, err := nsenter.OpenTCPConns(files[i].file, uint16(port)); err == nil {
-						li.OpenConns = n
-					}
-				}
 			}
 		}
 	}

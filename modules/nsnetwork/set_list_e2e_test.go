@@ -50,7 +50,7 @@ func TestSetList(t *testing.T) {
 					t.Fatalf("%s, not in the list, answers", c)
 				}
 			}
-			socks, _ := nsnetwork.Listeners(false)
+			socks, _ := nsnetwork.Listeners()
 			members := 0
 			for _, s := range socks {
 				for _, set := range s.Sets {
