@@ -3,7 +3,6 @@
 package fanin
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -292,5 +291,3 @@ func dupFile(f *os.File) (int, error) {
 	}
 	return nfd, nil
 }
-
-var errNotIP = errors.New("not an IPv4 or IPv6 socket")

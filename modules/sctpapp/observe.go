@@ -25,7 +25,6 @@ type entry struct {
 	remote  string
 	in, out uint16
 	since   time.Time
-	handler string
 
 	// Set once the proxy has an upstream association; guarded by
 	// registry.
